@@ -1,0 +1,135 @@
+"""Output activation + loss pairs, chosen together so the gradient is fused.
+
+Each pair computes, from the output layer's pre-activation ``z`` of shape
+(n_samples, n_outputs), the batch-mean loss and overwrites ``z`` with
+dLoss/dz, which for every pair here is (prediction - target) scaled by the
+batch size: the canonical link makes the output derivative cancel.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from .activations import sigmoid_inplace
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output activation with its matching loss.
+
+    task : {"multiclass", "binary", "regression"}
+    activate : callable(z) -> None
+        Overwrites z with the output activation (probabilities or values).
+    loss_and_delta : callable(z, y) -> float
+        Batch-mean loss; overwrites z with the fused gradient dLoss/dz.
+    loss : callable(z, y) -> float
+        Batch-mean loss only; ``z`` may be overwritten.
+    n_correct : callable(z, y) -> int, or None for regression
+        How many rows of ``z`` (pre-activation) predict their label.
+    decide : callable(p) -> ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        Predictions from the activated outputs ``p``.
+    """
+
+    task: str
+    activate: Callable[[np.ndarray], None]
+    loss_and_delta: Callable[[np.ndarray, np.ndarray], float]
+    loss: Callable[[np.ndarray, np.ndarray], float]
+    n_correct: Optional[Callable[[np.ndarray, np.ndarray], int]]
+    decide: Callable[[np.ndarray], np.ndarray]
+
+
+def _log_softmax_parts(z):
+    """Shift z to z - max in place; return log-sum-exp of the shifted rows, shape (n, 1)."""
+    z -= z.max(axis=1, keepdims=True)
+    return np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def _softmax_inplace(z):
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+
+
+def _cross_entropy(z, y):
+    # Loss from log-softmax, never log(p): exact and finite even when a
+    # probability rounds to zero, so no clipping is needed on this path.
+    lse = _log_softmax_parts(z)
+    rows = np.arange(len(y))
+    return float(np.mean(lse[:, 0] - z[rows, y]))
+
+
+def _cross_entropy_and_delta(z, y):
+    n = len(y)
+    rows = np.arange(n)
+    z -= z.max(axis=1, keepdims=True)
+    picked = z[rows, y]
+    np.exp(z, out=z)
+    sums = z.sum(axis=1, keepdims=True)
+    loss = float(np.mean(np.log(sums[:, 0]) - picked))
+    z /= sums
+    z[rows, y] -= 1
+    z /= n
+    return loss
+
+
+def _binary_cross_entropy(z, y):
+    # log(1 + e^-|z|) + max(z, 0) - y z: softplus form, finite for all z.
+    z = z[:, 0]
+    return float(np.mean(np.logaddexp(0, -np.abs(z)) + np.maximum(z, 0) - y * z))
+
+
+def _binary_cross_entropy_and_delta(z, y):
+    loss = _binary_cross_entropy(z, y)
+    sigmoid_inplace(z)
+    z[:, 0] -= y
+    z /= len(y)
+    return loss
+
+
+def _identity(z):
+    pass
+
+
+def _squared_error(z, y):
+    return float(np.mean(np.square(z - y)))
+
+
+def _squared_error_and_delta(z, y):
+    z -= y
+    loss = float(np.mean(np.square(z)))
+    z *= 2 / z.size
+    return loss
+
+
+def _argmax_correct(z, y):
+    return int(np.count_nonzero(z.argmax(axis=1) == y))
+
+
+def _threshold_correct(z, y):
+    # sigmoid(z) >= 0.5 exactly when z >= 0.
+    return int(np.count_nonzero((z[:, 0] >= 0) == (y == 1)))
+
+
+def _argmax(p):
+    return p.argmax(axis=1)
+
+
+def _threshold(p):
+    return (p[:, 0] >= 0.5).astype(np.int64)
+
+
+def _values(p):
+    return p[:, 0] if p.shape[1] == 1 else p
+
+
+OUTPUTS = {
+    "softmax": Output(
+        "multiclass", _softmax_inplace, _cross_entropy_and_delta, _cross_entropy, _argmax_correct, _argmax
+    ),
+    "sigmoid": Output(
+        "binary", sigmoid_inplace, _binary_cross_entropy_and_delta, _binary_cross_entropy,
+        _threshold_correct, _threshold,
+    ),
+    "identity": Output("regression", _identity, _squared_error_and_delta, _squared_error, None, _values),
+}

@@ -1,0 +1,20 @@
+"""Name lookup shared by every registry, so errors always list the real keys."""
+
+
+def lookup(registry, name, concept):
+    """Return ``registry[name]`` or raise ValueError listing the valid names.
+
+    Parameters
+    ----------
+    registry : dict
+        Mapping from name to implementation.
+    name : str
+        The requested name.
+    concept : str
+        What the registry holds ("activation", "output", ...), for the message.
+    """
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        valid = ", ".join(sorted(registry))
+        raise ValueError(f"unknown {concept} {name!r}; valid: {valid}") from None
