@@ -266,6 +266,8 @@ class FNN:
         """
         total_loss, total_correct = 0.0, 0
         n_correct = self._output.n_correct
+        lr_applied = optimizer.folds_lr
+        scale = optimizer.lr if lr_applied else 1.0
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             x, acts, deltas = self._workspace(len(rows))
@@ -275,12 +277,12 @@ class FNN:
             self._forward(x, acts)
             if n_correct is not None:
                 total_correct += n_correct(z, yb)
-            loss = self._output.loss_and_delta(z, yb)
+            loss = self._output.loss_and_delta(z, yb, scale)
             if not math.isfinite(loss):
                 return loss, total_correct
             total_loss += loss * len(rows)
             self._backward(x, acts, deltas, grads)
-            optimizer.step(params, grads)
+            optimizer.step(params, grads, lr_applied)
         return total_loss, total_correct
 
     # ---- inference ----

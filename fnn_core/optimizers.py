@@ -3,6 +3,11 @@
 ``start(params)`` (called by ``FNN.fit``) creates fresh state with
 ``zeros_like``; ``step(params, grads)`` updates ``params`` in place and may
 overwrite ``grads`` (they are scratch buffers owned by the network).
+
+An optimizer whose update is exactly ``w -= lr * g`` says so with
+``folds_lr``: the network then folds ``lr`` into the (small) output delta, so
+the gradients arrive already scaled and ``step(..., lr_applied=True)``
+subtracts them in one pass over each weight matrix instead of two.
 """
 
 import math
@@ -37,8 +42,22 @@ class Optimizer:
     def start(self, params):
         """Reset the state for a new fit of ``params`` (list of ndarrays)."""
 
-    def step(self, params, grads):
-        """Update ``params`` in place from ``grads`` (same order and shapes)."""
+    @property
+    def folds_lr(self):
+        """True when the update is exactly ``w -= lr * g`` (see the module docstring)."""
+        return False
+
+    def step(self, params, grads, lr_applied=False):
+        """Update ``params`` in place from ``grads`` (same order and shapes).
+
+        With ``lr_applied`` (only where ``folds_lr``), ``grads`` are already ``lr * g``.
+        """
+        if lr_applied:
+            if not self.folds_lr:
+                raise ValueError(f"{self!r} cannot take gradients with the learning rate applied")
+            for p, g in zip(params, grads):
+                p -= g
+            return
         if self.weight_decay:
             for p, g in zip(params, grads):
                 g += self.weight_decay * p
@@ -76,6 +95,10 @@ class SGD(Optimizer):
 
     def start(self, params):
         self._velocities = [np.zeros_like(p) for p in params] if self.momentum else None
+
+    @property
+    def folds_lr(self):
+        return not (self.momentum or self.weight_decay or self.clip_norm)
 
     def _update(self, params, grads):
         lr = self.lr

@@ -21,8 +21,8 @@ class Output:
     task : {"multiclass", "binary", "regression"}
     activate : callable(z) -> None
         Overwrites z with the output activation (probabilities or values).
-    loss_and_delta : callable(z, y) -> float
-        Batch-mean loss; overwrites z with the fused gradient dLoss/dz.
+    loss_and_delta : callable(z, y, scale=1.0) -> float
+        Batch-mean loss; overwrites z with ``scale`` times the fused gradient dLoss/dz.
     loss : callable(z, y) -> float
         Batch-mean loss only; ``z`` may be overwritten.
     n_correct : callable(z, y) -> int, or None for regression
@@ -33,16 +33,10 @@ class Output:
 
     task: str
     activate: Callable[[np.ndarray], None]
-    loss_and_delta: Callable[[np.ndarray, np.ndarray], float]
+    loss_and_delta: Callable[..., float]
     loss: Callable[[np.ndarray, np.ndarray], float]
     n_correct: Optional[Callable[[np.ndarray, np.ndarray], int]]
     decide: Callable[[np.ndarray], np.ndarray]
-
-
-def _log_softmax_parts(z):
-    """Shift z to z - max in place; return log-sum-exp of the shifted rows, shape (n, 1)."""
-    z -= z.max(axis=1, keepdims=True)
-    return np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 def _softmax_inplace(z):
@@ -51,25 +45,37 @@ def _softmax_inplace(z):
     z /= z.sum(axis=1, keepdims=True)
 
 
+def _true_class_positions(z, y):
+    """Flat indices of z[i, y[i]]: cheaper than z[arange(n), y] on the hot path."""
+    return np.arange(0, z.size, z.shape[1]) + y
+
+
+def _shifted_lse(z, y):
+    """Shift z by its row max in place; return (flat positions of the labels, their shifted z)."""
+    z -= z.max(axis=1, keepdims=True)
+    positions = _true_class_positions(z, y)
+    picked = z.reshape(-1)[positions]
+    return positions, picked
+
+
 def _cross_entropy(z, y):
     # Loss from log-softmax, never log(p): exact and finite even when a
     # probability rounds to zero, so no clipping is needed on this path.
-    lse = _log_softmax_parts(z)
-    rows = np.arange(len(y))
-    return float(np.mean(lse[:, 0] - z[rows, y]))
+    _, picked = _shifted_lse(z, y)
+    log_sums = np.log(np.exp(z).sum(axis=1))
+    return float((log_sums - picked).mean())
 
 
-def _cross_entropy_and_delta(z, y):
-    n = len(y)
-    rows = np.arange(n)
-    z -= z.max(axis=1, keepdims=True)
-    picked = z[rows, y]
+def _cross_entropy_and_delta(z, y, scale=1.0):
+    positions, picked = _shifted_lse(z, y)
     np.exp(z, out=z)
-    sums = z.sum(axis=1, keepdims=True)
-    loss = float(np.mean(np.log(sums[:, 0]) - picked))
-    z /= sums
-    z[rows, y] -= 1
-    z /= n
+    sums = z.sum(axis=1)
+    log_sums = np.log(sums)
+    log_sums -= picked
+    loss = float(log_sums.mean())
+    # softmax, batch mean and scale in one pass: p * scale / n, then - scale / n at the labels.
+    z *= (scale / len(y) / sums)[:, None]
+    z.reshape(-1)[positions] -= scale / len(y)
     return loss
 
 
@@ -79,11 +85,11 @@ def _binary_cross_entropy(z, y):
     return float(np.mean(np.logaddexp(0, -np.abs(z)) + np.maximum(z, 0) - y * z))
 
 
-def _binary_cross_entropy_and_delta(z, y):
+def _binary_cross_entropy_and_delta(z, y, scale=1.0):
     loss = _binary_cross_entropy(z, y)
     sigmoid_inplace(z)
     z[:, 0] -= y
-    z /= len(y)
+    z *= scale / len(y)
     return loss
 
 
@@ -95,10 +101,10 @@ def _squared_error(z, y):
     return float(np.mean(np.square(z - y)))
 
 
-def _squared_error_and_delta(z, y):
+def _squared_error_and_delta(z, y, scale=1.0):
     z -= y
     loss = float(np.mean(np.square(z)))
-    z *= 2 / z.size
+    z *= 2 * scale / z.size
     return loss
 
 

@@ -80,3 +80,25 @@ def test_registry_builds_by_name_and_lists_valid_names():
         make_optimizer("rmsprop", lr=0.1)
     for name in OPTIMIZERS:
         assert name in str(err.value)
+
+
+def test_folded_learning_rate_gives_the_same_training():
+    """Plain SGD folds lr into the output delta; the result must equal the unfolded update."""
+    from fnn_core import FNN
+
+    class UnfoldedSGD(SGD):
+        folds_lr = False
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((100, 5)), rng.integers(0, 3, 100)
+    nets = [FNN(5, [7], 3, activation="tanh", seed=0, dtype="float64") for _ in range(2)]
+    nets[0].fit(X, y, epochs=2, batch_size=10, optimizer=SGD(lr=0.3))
+    nets[1].fit(X, y, epochs=2, batch_size=10, optimizer=UnfoldedSGD(lr=0.3))
+    for p, q in zip(*(net.parameters() for net in nets)):
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-14)
+    assert SGD(lr=0.1).folds_lr and not SGD(lr=0.1, momentum=0.9).folds_lr and not Adam().folds_lr
+
+
+def test_lr_applied_is_refused_where_the_update_is_not_plain():
+    with pytest.raises(ValueError, match="cannot take gradients"):
+        Adam().step([np.zeros(1)], [np.zeros(1)], lr_applied=True)

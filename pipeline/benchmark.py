@@ -1,0 +1,189 @@
+"""Speed benchmark: fnn_core against scikit-learn (and PyTorch when importable).
+
+    python -m pipeline.benchmark [--epochs 3] [--hidden 32 64 128 256] [--out reports/benchmark.md]
+
+All contenders train the same 784-h-10 network in this one process on the
+same float32 data: batch 64, plain SGD at lr 0.1, the same epochs. Seconds
+per epoch are wall time around each whole fit divided by the epochs run. The
+matmul ceiling times, with plain NumPy, the five products one training step
+needs (forward, output backward, weight gradients) at the same shapes: no
+implementation built on NumPy's BLAS can beat it.
+"""
+
+import argparse
+import os
+import platform
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from fnn_core import FNN, SGD
+from pipeline.data import DataError, load_idx_arrays, locate_idx_dir
+
+ACTIVATIONS = ("sigmoid", "relu", "tanh")
+BATCH, LR, N_CLASSES = 64, 0.1, 10
+
+
+def step_flops(n_in, hidden, n_out, batch):
+    """FLOPs of the matmuls in one training step of an n_in-hidden-n_out network."""
+    return 2 * batch * (2 * n_in * hidden + 3 * hidden * n_out)
+
+
+def time_fnn_core(X, y, hidden, activation, epochs):
+    net = FNN(X.shape[1], [hidden], N_CLASSES, activation=activation, seed=0)
+    start = time.perf_counter()
+    net.fit(X, y, epochs=epochs, batch_size=BATCH, optimizer=SGD(lr=LR))
+    return (time.perf_counter() - start) / epochs
+
+
+def time_sklearn(X, y, hidden, activation, epochs):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    model = MLPClassifier(hidden_layer_sizes=(hidden,), activation={"sigmoid": "logistic"}.get(activation, activation),
+                          solver="sgd", learning_rate_init=LR, momentum=0.0, nesterovs_momentum=False, alpha=0.0,
+                          batch_size=BATCH, max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        model.fit(X, y)
+    return (time.perf_counter() - start) / model.n_iter_
+
+
+def time_torch(X, y, hidden, activation, epochs):
+    import torch
+
+    torch.manual_seed(0)
+    act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[activation]
+    model = torch.nn.Sequential(torch.nn.Linear(X.shape[1], hidden), act(), torch.nn.Linear(hidden, N_CLASSES))
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(Xt))
+        for i in range(0, len(Xt), BATCH):
+            rows = order[i:i + BATCH]
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(Xt[rows]), yt[rows]).backward()
+            optimizer.step()
+    return (time.perf_counter() - start) / epochs
+
+
+def time_matmul_ceiling(X, hidden, epochs):
+    """Seconds per epoch of the bare matmuls of training, preallocated, same shapes."""
+    rng = np.random.default_rng(0)
+    x = np.ascontiguousarray(X[:BATCH])
+    W1 = rng.random((X.shape[1], hidden), dtype=np.float32)
+    W2 = rng.random((hidden, N_CLASSES), dtype=np.float32)
+    H, Z = np.empty((BATCH, hidden), np.float32), np.empty((BATCH, N_CLASSES), np.float32)
+    G1, G2, dH = np.empty_like(W1), np.empty_like(W2), np.empty_like(H)
+    n_batches = -(-len(X) // BATCH)
+    start = time.perf_counter()
+    for _ in range(epochs * n_batches):
+        np.matmul(x, W1, out=H)
+        np.matmul(H, W2, out=Z)
+        np.matmul(H.T, Z, out=G2)
+        np.matmul(Z, W2.T, out=dH)
+        np.matmul(x.T, dH, out=G1)
+    return (time.perf_counter() - start) / epochs
+
+
+def machine_info():
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = ", ".join(f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
+                         for i in threadpool_info() if i["user_api"] == "blas")
+    except ImportError:
+        blas = "unknown"
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}, BLAS: {blas}"
+
+
+def load_benchmark_data(data_dir):
+    """Full Fashion-MNIST when installed (60k), else the given or cached MNIST files."""
+    for name, directory in (("fashion_mnist", data_dir), ("mnist", data_dir)):
+        try:
+            path = locate_idx_dir(name, directory)
+            X, y, _, _ = load_idx_arrays(path)
+            return X, y, f"{name} from {path} ({len(X)} training samples)"
+        except DataError:
+            continue
+    raise DataError("no data for the benchmark: install dataset-fashion-mnist or pass --data-dir DIR with MNIST IDX files")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[32, 64, 128, 256])
+    parser.add_argument("--activations", nargs="+", default=list(ACTIVATIONS), choices=ACTIVATIONS)
+    parser.add_argument("--data-dir", help="directory with the four IDX files (default: Fashion-MNIST, then MNIST)")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is importable")
+    parser.add_argument("--out", default="reports/benchmark.md")
+    args = parser.parse_args(argv)
+    try:
+        X, y, data_note = load_benchmark_data(args.data_dir)
+    except DataError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    try:
+        import torch  # noqa: F401
+
+        use_torch = not args.no_torch
+    except ImportError:
+        use_torch = False
+
+    header = ["activation", "hidden", "fnn_core s/epoch", "sklearn s/epoch", "sklearn / fnn_core"]
+    if use_torch:
+        header += ["torch s/epoch", "torch / fnn_core"]
+    header += ["fnn_core GFLOP/s", "matmul ceiling GFLOP/s", "% of ceiling"]
+    rows = []
+    print(f"data: {data_note}; {args.epochs} epochs, batch {BATCH}, SGD lr {LR}")
+    print(" | ".join(header), flush=True)
+    for hidden in args.hidden:
+        ceiling = time_matmul_ceiling(X, hidden, args.epochs)
+        gflop = step_flops(X.shape[1], hidden, N_CLASSES, BATCH) * -(-len(X) // BATCH) / 1e9
+        for activation in args.activations:
+            ours = time_fnn_core(X, y, hidden, activation, args.epochs)
+            sk = time_sklearn(X, y, hidden, activation, args.epochs)
+            row = [activation, hidden, f"{ours:.3f}", f"{sk:.3f}", f"{sk / ours:.2f}x"]
+            if use_torch:
+                th = time_torch(X, y, hidden, activation, args.epochs)
+                row += [f"{th:.3f}", f"{th / ours:.2f}x"]
+            row += [f"{gflop / ours:.1f}", f"{gflop / ceiling:.1f}", f"{100 * ceiling / ours:.0f}%"]
+            rows.append(row)
+            print(" | ".join(map(str, row)), flush=True)
+
+    lines = [
+        "# Benchmark: seconds per training epoch",
+        "",
+        f"Command: `python -m pipeline.benchmark --epochs {args.epochs}`; "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
+        "",
+        f"- Data: {data_note}, float32.",
+        f"- Network 784-h-10, batch {BATCH}, plain SGD lr {LR}, {args.epochs} epochs, one process, "
+        "wall time around each whole fit / epochs.",
+        "- Matmul ceiling: the five matmuls of one training step at the same shapes in plain NumPy.",
+        f"- Machine: {machine_info()}.",
+        "" if use_torch else "- PyTorch not importable in this run: its columns are left out.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + " --- |" * len(header),
+        *("| " + " | ".join(map(str, row)) + " |" for row in rows),
+        "",
+    ]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
