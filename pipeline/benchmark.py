@@ -11,8 +11,6 @@ implementation built on NumPy's BLAS can beat it.
 """
 
 import argparse
-import os
-import platform
 import time
 import warnings
 from datetime import datetime, timezone
@@ -22,6 +20,7 @@ import numpy as np
 
 from fnn_core import FNN, SGD
 from pipeline.data import DataError, load_idx_arrays, locate_idx_dir
+from pipeline.machine import machine_summary
 
 ACTIVATIONS = ("sigmoid", "relu", "tanh")
 BATCH, LR, N_CLASSES = 64, 0.1, 10
@@ -92,23 +91,6 @@ def time_matmul_ceiling(X, hidden, epochs):
     return (time.perf_counter() - start) / epochs
 
 
-def machine_info():
-    try:
-        from threadpoolctl import threadpool_info
-
-        blas = ", ".join(f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
-                         for i in threadpool_info() if i["user_api"] == "blas")
-    except ImportError:
-        blas = "unknown"
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}, BLAS: {blas}"
-
-
 def load_benchmark_data(data_dir):
     """Full Fashion-MNIST when installed (60k), else the given or cached MNIST files."""
     for name, directory in (("fashion_mnist", data_dir), ("mnist", data_dir)):
@@ -172,7 +154,7 @@ def main(argv=None):
         f"- Network 784-h-10, batch {BATCH}, plain SGD lr {LR}, {args.epochs} epochs, one process, "
         "wall time around each whole fit / epochs.",
         "- Matmul ceiling: the five matmuls of one training step at the same shapes in plain NumPy.",
-        f"- Machine: {machine_info()}.",
+        f"- Machine: {machine_summary()}.",
         "" if use_torch else "- PyTorch not importable in this run: its columns are left out.",
         "",
         "| " + " | ".join(header) + " |",

@@ -92,6 +92,8 @@ class SweepTracking(Callback):
         log.info(f"Runs: {self.tracking_uri} (experiment '{config.mlflow.experiment_name}', "
                  f"parent run '{self.sweep_id}')")
         log.info(f"Browse them: {tracking.ui_command(self.tracking_uri)}")
+        if not failed.empty:
+            sys.exit(1)  # every job ran; the exit status tells scripts that some failed
 
     def _write_report(self, config):
         try:

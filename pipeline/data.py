@@ -176,14 +176,14 @@ def _complete(directory):
     return all((Path(directory) / f).is_file() for f in IDX_FILES.values())
 
 
-def locate_idx_dir(name, data_dir=None, cache_dir=None, mirrors=None):
+def locate_idx_dir(name, data_dir=None, cache_dir=None, source=None):
     """The directory holding the four IDX files of ``name``, downloading if needed.
 
-    Looks in ``data_dir`` (only there, when given), then the dataset's system
+    Looks in ``data_dir`` (only there, when given), then the source's system
     dirs, then ``cache_dir/name``; downloads what is missing into the latter
-    from ``mirrors`` (default: the dataset's known mirrors).
+    from the source's mirrors. ``source`` defaults to ``IDX_SOURCES[name]``.
     """
-    source = IDX_SOURCES[name]
+    source = source or IDX_SOURCES[name]
     if data_dir:
         data_dir = Path(data_dir).expanduser()
         if not _complete(data_dir):
@@ -196,7 +196,7 @@ def locate_idx_dir(name, data_dir=None, cache_dir=None, mirrors=None):
     target = Path(cache_dir or default_cache_dir()) / name
     for key, filename in IDX_FILES.items():
         if not (target / filename).is_file():
-            urls = [base.rstrip("/") + "/" + filename for base in (mirrors or source.mirrors)]
+            urls = [base.rstrip("/") + "/" + filename for base in source.mirrors]
             try:
                 download(urls, target / filename, source.md5[key])
             except DataError as exc:

@@ -16,6 +16,8 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
+from pipeline.machine import blas_info, cpu_model
+
 # Params logged at top level as well as under their dotted config keys, for filtering in the UI.
 TOP_LEVEL_PARAMS = {
     "activation": "model.activation",
@@ -142,14 +144,8 @@ def job_run(experiment_id, run_name, resolved_config):
 
 
 def environment_tags(project_dir):
-    tags = {"hostname": socket.gethostname(), "python": platform.python_version(), "numpy": np.__version__}
-    try:
-        from threadpoolctl import threadpool_info
-
-        tags["blas"] = "; ".join(f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
-                                 for i in threadpool_info() if i["user_api"] == "blas")
-    except ImportError:
-        pass
+    tags = {"hostname": socket.gethostname(), "python": platform.python_version(), "numpy": np.__version__,
+            "cpu": cpu_model(), "cpu_count": str(os.cpu_count()), "blas": blas_info()}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_dir, capture_output=True,
                                 text=True, timeout=10)

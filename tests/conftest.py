@@ -1,10 +1,10 @@
 """Shared fixtures. Real MNIST digits come from one place: the ``mnist_dir`` fixture."""
 
-import gzip
 import os
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,18 +35,31 @@ def mnist_dir():
                 + "); set FNN_SWEEP_TEST_MNIST to a directory holding them")
 
 
-def _read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 @pytest.fixture(scope="session")
 def mnist_arrays(mnist_dir):
     """(X_train, y_train, X_test, y_test): float32 pixels in [0, 1], int labels."""
-    X, y, X_test, y_test = (_read_idx(mnist_dir / name) for name in MNIST_FILES)
-    scale = np.float32(1 / 255)
-    return (X.reshape(len(X), -1) * scale, y.astype(np.int64),
-            X_test.reshape(len(X_test), -1) * scale, y_test.astype(np.int64))
+    from pipeline.data import load_idx_arrays
+
+    return load_idx_arrays(mnist_dir)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh FNN_SWEEP_HOME: the MLflow store, Hydra outputs and reports all go there."""
+    monkeypatch.setenv("FNN_SWEEP_HOME", str(tmp_path))
+    return tmp_path
+
+
+def run_pipeline(home, *args, module="pipeline", timeout=600):
+    """Run `python -m <module> ARGS` as a user would, with FNN_SWEEP_HOME=home."""
+    env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def mlflow_runs(home, experiment="fnn-sweep"):
+    """All runs of the experiment in home's default store, as a DataFrame."""
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
+    return mlflow.search_runs(experiment_names=[experiment])

@@ -1,0 +1,32 @@
+"""What machine ran this: CPU model, cores and NumPy's BLAS, for run tags and reports."""
+
+import os
+import platform
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def blas_info():
+    """e.g. 'openblas 0.3.31 (2 threads)'; 'unknown' without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown"
+    return "; ".join(f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
+                     for i in threadpool_info() if i["user_api"] == "blas") or "unknown"
+
+
+def machine_summary():
+    import numpy as np
+
+    return (f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"NumPy {np.__version__}, BLAS: {blas_info()}")

@@ -1,0 +1,168 @@
+"""Data loading: IDX validation, local lookup, downloads against a server on 127.0.0.1."""
+
+import gzip
+import hashlib
+import http.server
+import struct
+import threading
+
+import numpy as np
+import pytest
+
+from pipeline.data import (IDX_FILES, DataError, IdxSource, download, load_dataset, load_idx_arrays,
+                           locate_idx_dir, read_idx)
+
+
+def idx_bytes(magic, shape, fill=7):
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", n) for n in shape)
+    return gzip.compress(header + bytes([fill]) * int(np.prod(shape)))
+
+
+TINY = {  # four valid IDX files: 3 training and 2 test images
+    IDX_FILES["train_images"]: idx_bytes(2051, (3, 28, 28)),
+    IDX_FILES["train_labels"]: idx_bytes(2049, (3,), fill=1),
+    IDX_FILES["test_images"]: idx_bytes(2051, (2, 28, 28)),
+    IDX_FILES["test_labels"]: idx_bytes(2049, (2,), fill=2),
+}
+TINY_MD5 = {key: hashlib.md5(TINY[name]).hexdigest() for key, name in IDX_FILES.items()}
+
+
+class FileServer:
+    """Serves {path: bytes} on 127.0.0.1; paths under /cut/ stop after half the bytes."""
+
+    def __init__(self, files):
+        self.files, self.requests = files, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                name = self.path.rsplit("/", 1)[-1]
+                body = server.files.get(name)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if self.path.startswith("/cut/") else body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def server():
+    srv = FileServer(dict(TINY))
+    yield srv
+    srv.stop()
+
+
+def _leftovers(directory):
+    return [p.name for p in directory.iterdir() if p.name.endswith(".part")]
+
+
+def test_download_verifies_and_renames_into_place(server, tmp_path):
+    name = IDX_FILES["train_labels"]
+    path = download([f"{server.url}/m/{name}"], tmp_path / name, TINY_MD5["train_labels"])
+    assert path.read_bytes() == TINY[name] and _leftovers(tmp_path) == []
+
+
+def test_bad_checksum_leaves_nothing(server, tmp_path):
+    name = IDX_FILES["train_labels"]
+    with pytest.raises(DataError, match="checksum mismatch"):
+        download([f"{server.url}/m/{name}"], tmp_path / name, "0" * 32)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_transfer_leaves_no_partial_file(server, tmp_path):
+    name = IDX_FILES["train_images"]
+    with pytest.raises(DataError, match="interrupted|IncompleteRead|Connection"):
+        download([f"{server.url}/cut/{name}"], tmp_path / name, TINY_MD5["train_images"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_next_mirror_is_tried(server, tmp_path):
+    name = IDX_FILES["test_labels"]
+    # interrupted, then 404, then good
+    urls = [f"{server.url}/cut/{name}", f"{server.url}/gone/{name}.missing", f"{server.url}/good/{name}"]
+    download(urls, tmp_path / name, TINY_MD5["test_labels"])
+    assert (tmp_path / name).read_bytes() == TINY[name]
+    assert len(server.requests) == 3
+
+
+def test_locate_downloads_into_the_cache_once(server, tmp_path):
+    source = IdxSource(mirrors=(f"{server.url}/a/",), md5=TINY_MD5)
+    directory = locate_idx_dir("mnist", cache_dir=tmp_path, source=source)
+    assert directory == tmp_path / "mnist"
+    X, y, X_test, y_test = load_idx_arrays(directory)
+    assert X.shape == (3, 784) and X.dtype == np.float32 and np.allclose(X, 7 / 255)
+    assert y.tolist() == [1, 1, 1] and X_test.shape == (2, 784)
+    requests = len(server.requests)
+    locate_idx_dir("mnist", cache_dir=tmp_path, source=source)
+    assert len(server.requests) == requests  # cached: nothing fetched again
+
+
+def test_offline_error_says_where_to_put_the_files(tmp_path):
+    source = IdxSource(mirrors=("http://127.0.0.1:9/",), md5=TINY_MD5)  # port 9: nothing listens
+    with pytest.raises(DataError) as err:
+        locate_idx_dir("mnist", cache_dir=tmp_path, source=source)
+    assert str(tmp_path / "mnist") in str(err.value) and "dataset.dir" in str(err.value)
+
+
+def test_dataset_dir_must_hold_the_files(tmp_path):
+    with pytest.raises(DataError, match="lacks train-images-idx3-ubyte.gz"):
+        locate_idx_dir("mnist", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("content, message", [
+    (idx_bytes(2049, (3,)), "magic number 2049, expected 2051"),
+    (idx_bytes(2051, (3, 28, 28))[:-40], "corrupt or truncated"),
+    (b"not gzip at all", "corrupt or truncated"),
+    (idx_bytes(2051, (3, 10, 10)), "expected 28 x 28"),
+])
+def test_corrupt_files_are_named(tmp_path, content, message):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message) as err:
+        read_idx(path, 2051)
+    assert str(path) in str(err.value)
+
+
+def test_image_label_count_mismatch(tmp_path):
+    for name, body in TINY.items():
+        (tmp_path / name).write_bytes(body)
+    (tmp_path / IDX_FILES["train_labels"]).write_bytes(idx_bytes(2049, (4,)))
+    with pytest.raises(DataError, match="3 train images but 4 labels"):
+        load_idx_arrays(tmp_path)
+
+
+def test_real_digits_split_three_ways(mnist_dir):
+    data = load_dataset({"name": "mnist", "dir": str(mnist_dir)}, val_fraction=0.1, seed=0)
+    assert data.X_train.shape[1] == 784 and data.X_train.dtype == np.float32
+    assert len(data.X_val) == round(0.1 * (len(data.X_train) + len(data.X_val)))
+    assert 0 <= data.X_train.min() and data.X_train.max() <= 1
+    assert set(np.unique(data.y_val)) == set(range(10))  # stratified
+    again = load_dataset({"name": "mnist", "dir": str(mnist_dir)}, val_fraction=0.1, seed=0)
+    assert data.content_hash() == again.content_hash()
+    other = load_dataset({"name": "mnist", "dir": str(mnist_dir)}, val_fraction=0.1, seed=1)
+    assert other.content_hash() != data.content_hash()
+    assert np.array_equal(other.X_test, data.X_test)  # the test set never changes
+
+
+@pytest.mark.parametrize("name, task", [("digits", "multiclass"), ("iris", "multiclass"), ("xor", "multiclass"),
+                                        ("diabetes", "regression")])
+def test_bundled_datasets_load_offline(name, task):
+    data = load_dataset({"name": name, "standardize": name != "xor", "target_transform": "standardize"},
+                        val_fraction=0.0 if name == "xor" else 0.1, seed=0)
+    assert data.task == task and data.X_train.dtype == np.float32 and len(data.X_test)

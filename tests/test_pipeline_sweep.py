@@ -1,0 +1,145 @@
+"""Real sweeps: `python -m pipeline` subprocesses against a temporary MLflow store."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from conftest import REPO, mlflow_runs, run_pipeline
+
+FAST = ["quiet=true", "mlflow.log_model=false"]
+EPOCH_METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s"]
+
+
+def _jobs(runs):
+    return runs[runs["tags.fnn_sweep.role"] == "job"]
+
+
+def test_default_grid_sweep(home, mnist_dir, tmp_path):
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    result = run_pipeline(home, "-m", "dataset=mnist", f"dataset.dir={mnist_dir}", "train.epochs=2",
+                          f"mlflow.tracking_uri={uri}", "quiet=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"mlflow ui --backend-store-uri {uri}" in result.stdout
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["fnn-sweep"])
+    parent = runs[runs["tags.fnn_sweep.role"] == "sweep"]
+    jobs = _jobs(runs)
+    assert len(parent) == 1 and parent["status"].iloc[0] == "FINISHED"
+    assert len(jobs) == 12 and set(jobs["status"]) == {"FINISHED"}
+    assert set(jobs["tags.mlflow.parentRunId"]) == {parent["run_id"].iloc[0]}
+    assert set(jobs["tags.sweep_id"]) == {parent["tags.sweep_id"].iloc[0]}
+    cells = set(zip(jobs["params.activation"], jobs["params.hidden_neurons"].astype(int)))
+    assert cells == {(a, h) for a in ("sigmoid", "relu", "tanh") for h in (32, 64, 128, 256)}
+    assert set(jobs["params.epochs"]) == {"2"} and set(jobs["params.dataset.name"]) == {"mnist"}
+    assert (jobs["metrics.test_accuracy"].between(0.5, 1.0)).all()  # a fraction, and learned
+    assert (jobs["metrics.training_time_s"] > 0).all() and jobs["metrics.test_loss"].notna().all()
+
+    client = MlflowClient(uri)
+    for run_id in jobs["run_id"]:
+        for metric in EPOCH_METRICS:
+            assert [m.step for m in client.get_metric_history(run_id, metric)] == [0, 1], metric
+    first = jobs["run_id"].iloc[0]
+    artifacts = {a.path for a in client.list_artifacts(first)}
+    assert {"config.yaml", "loss_curve.png", "confusion_matrix.png", "confusion_matrix.csv"} <= artifacts
+    tags = client.get_run(first).data.tags
+    assert {"dataset_hash", "hostname", "numpy", "blas"} <= set(tags)
+    # Hydra's outputs went under FNN_SWEEP_HOME, nothing into the checkout.
+    assert (home / "multirun").is_dir() and not (REPO / "multirun").exists()
+
+
+def test_command_line_overrides_replace_and_extend_the_grid(home):
+    result = run_pipeline(home, "-m", "model.activation=relu,tanh", "optimizer.lr=0.01,0.1", "dataset=digits",
+                          "model.hidden_neurons=16,32", "train.epochs=1", *FAST)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = _jobs(mlflow_runs(home))
+    combos = set(zip(jobs["params.activation"], jobs["params.hidden_neurons"], jobs["params.lr"]))
+    assert combos == {(a, h, lr) for a in ("relu", "tanh") for h in ("16", "32") for lr in ("0.01", "0.1")}
+
+
+def test_failed_job_is_recorded_and_the_sweep_goes_on(home):
+    result = run_pipeline(home, "-m", "dataset=diabetes", "optimizer.lr=0.01,1e6", "model.activation=relu",
+                          "model.hidden_neurons=8", "train.epochs=20", *FAST)
+    assert result.returncode == 1  # all jobs ran; the status says one failed
+    runs = mlflow_runs(home)
+    jobs = _jobs(runs).set_index("params.lr")
+    assert jobs.loc["0.01", "status"] == "FINISHED" and np.isfinite(jobs.loc["0.01", "metrics.test_mse"])
+    assert jobs.loc["1000000.0", "status"] == "FAILED"
+    assert "diverged" in jobs.loc["1000000.0", "tags.failure_reason"]
+    assert "RUNNING" not in set(runs["status"])
+    assert runs[runs["tags.fnn_sweep.role"] == "sweep"]["status"].iloc[0] == "FAILED"
+    assert "FAILED" in result.stdout and "diverged" in result.stdout
+
+
+def test_single_run_has_no_parent_and_its_model_serves_predictions(home, tmp_path):
+    result = run_pipeline(home, "dataset=digits", "train.epochs=10", "quiet=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = mlflow_runs(home)
+    assert len(runs) == 1 and runs["status"].iloc[0] == "FINISHED"
+    assert "tags.mlflow.parentRunId" not in runs or runs["tags.mlflow.parentRunId"].isna().all()
+    assert (home / "outputs").is_dir()
+
+    from pipeline.data import load_dataset
+
+    data = load_dataset({"name": "digits", "standardize": True}, val_fraction=0.1, seed=0)
+    rows = data.X_test[:50]
+    np.savetxt(tmp_path / "input.csv", rows, delimiter=",", header=",".join(f"f{i}" for i in range(64)),
+               comments="")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db"}
+    predicted = subprocess.run(
+        [sys.executable, "-m", "mlflow", "models", "predict", "-m", f"runs:/{runs['run_id'].iloc[0]}/model",
+         "-i", str(tmp_path / "input.csv"), "-t", "csv", "--env-manager", "local",
+         "-o", str(tmp_path / "out.json")], env=env, capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    import json
+
+    labels = np.array(json.loads((tmp_path / "out.json").read_text())["predictions"])
+    assert labels.shape == (50,) and np.mean(labels == data.y_test[:50]) > 0.8
+
+
+def test_sigterm_ends_the_run_failed_not_running(home):
+    env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "pipeline", "dataset=digits", "train.epochs=1000000",
+                                "mlflow.log_model=false"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        for line in process.stdout:  # an epoch line: the run exists and is training
+            if "epoch 2/" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    runs = mlflow_runs(home)
+    evidence = f"exit {process.returncode}, statuses {list(runs['status'])}, stderr: {stderr[-2000:]}"
+    assert process.returncode == 128 + signal.SIGTERM, evidence
+    assert list(runs["status"]) == ["FAILED"], evidence
+
+
+@pytest.mark.parametrize("preset, extra", [
+    ("table1", ["model.hidden_neurons=32"]),
+    ("table1_published", ["model.hidden_neurons=32"]),
+    ("iris", []),
+    ("xor", []),
+    ("california_housing", ["dataset=diabetes"]),  # its own data needs the internet
+])
+def test_every_preset_runs_one_short_epoch(home, mnist_dir, preset, extra):
+    result = run_pipeline(home, f"+experiment={preset}", "train.epochs=1", f"dataset.dir={mnist_dir}"
+                          if preset.startswith("table1") else "quiet=true", *extra, *FAST)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = mlflow_runs(home)
+    assert list(runs["status"]) == ["FINISHED"]
+
+
+def test_hydra_flags_work(home):
+    result = run_pipeline(home, "--cfg", "job", "model.activation=tanh")
+    assert result.returncode == 0 and "activation: tanh" in result.stdout
+    assert not (home / "mlflow.db").exists()
+    assert run_pipeline(home, "--help").returncode == 0
