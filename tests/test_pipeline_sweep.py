@@ -53,6 +53,10 @@ def test_default_grid_sweep(home, mnist_dir, tmp_path):
     assert {"dataset_hash", "hostname", "numpy", "blas"} <= set(tags)
     # Hydra's outputs went under FNN_SWEEP_HOME, nothing into the checkout.
     assert (home / "multirun").is_dir() and not (REPO / "multirun").exists()
+    # The sweep left its report behind.
+    table = (home / "reports" / "table1_test_accuracy.csv").read_text().splitlines()
+    assert table[0] == "hidden_neurons,sigmoid,relu,tanh" and len(table) == 5
+    assert f"Report: {home / 'reports'}" in result.stdout
 
 
 def test_command_line_overrides_replace_and_extend_the_grid(home):
