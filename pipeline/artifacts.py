@@ -53,8 +53,21 @@ def log_confusion_matrix(y_true, y_pred, n_classes):
     return matrix
 
 
-def log_pyfunc_model(net):
-    """Log the network so `mlflow models predict -m runs:/ID/model` works."""
+def feature_frame(X):
+    """Rows of features as the model's input: columns f0 ... f{n-1}."""
+    import pandas as pd
+
+    return pd.DataFrame(np.asarray(X, dtype=np.float64), columns=[f"f{i}" for i in range(np.shape(X)[1])])
+
+
+def log_pyfunc_model(net, example_rows):
+    """Log the network so `mlflow models predict -m runs:/ID/model` works on a CSV with columns f0, f1, ...
+
+    ``example_rows`` (a few rows of X) become the model's input example and signature.
+    """
+    from mlflow.models import infer_signature
+
+    example = feature_frame(example_rows)
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "fnn.npz"
         net.save(weights)
@@ -63,5 +76,7 @@ def log_pyfunc_model(net):
             python_model=str(PACKAGE_DIR / "pyfunc_model.py"),
             artifacts={"weights": str(weights)},
             code_paths=[str(FNN_CORE_DIR)],
+            signature=infer_signature(example, net.predict(example_rows)),
+            input_example=example,
             pip_requirements=[f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}"],
         )

@@ -133,7 +133,7 @@ def _train_and_log(settings, resolved, label):
     if data.task == "multiclass":
         artifacts.log_confusion_matrix(data.y_test, net.predict(data.X_test), data.n_classes)
     if settings.mlflow.log_model:
-        artifacts.log_pyfunc_model(net)
+        artifacts.log_pyfunc_model(net, data.X_test[:2])
 
     if data.task == "multiclass":
         log.info(f"{label} test accuracy {test['accuracy']:.2%}, training {training_time:.1f} s")

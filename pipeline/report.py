@@ -40,11 +40,18 @@ class ReportError(Exception):
     """Nothing to report (no such experiment or sweep); the message says what to run."""
 
 
-# (file stem, MLflow metric, scale, unit label, published metric, which is best)
-TABLES = (
-    ("table1_test_accuracy", "metrics.test_accuracy", 100.0, "test accuracy (%)", "accuracy_pct", "max"),
-    ("table2_training_time", "metrics.training_time_s", 1.0, "training time (s)", "training_time_s", "min"),
-)
+# (file stem, MLflow metric, scale, label, published metric or None, which is best, decimals)
+ACCURACY_TABLE = ("table1_test_accuracy", "metrics.test_accuracy", 100.0, "test accuracy (%)", "accuracy_pct",
+                  "max", 2)
+MSE_TABLE = ("table1_test_mse", "metrics.test_mse", 1.0, "test MSE", None, "min", 4)
+TIME_TABLE = ("table2_training_time", "metrics.training_time_s", 1.0, "training time (s)", "training_time_s",
+              "min", 3)
+
+
+def table_specs(jobs):
+    """Table 1 is test accuracy, or test MSE for regression runs; Table 2 is training time."""
+    regression = "metrics.test_mse" in jobs and jobs["metrics.test_mse"].notna().any()
+    return (MSE_TABLE if regression else ACCURACY_TABLE), TIME_TABLE
 
 
 # ---- selecting runs ----
@@ -104,14 +111,14 @@ def ordered_activations(names):
 
 # ---- tables ----
 
-def cell_frame(jobs, axes):
+def cell_frame(jobs, axes, specs):
     """One row per run: the axes as numbers where they are numbers, status, metrics."""
     frame = pd.DataFrame({"hidden_neurons": param(jobs, ROWS).map(_as_number),
                           "activation": param(jobs, COLUMNS)})
     for axis in axes:
         frame[axis] = param(jobs, axis).map(_as_number)
     frame["status"] = jobs["status"]
-    for _, metric, *_ in TABLES:
+    for _, metric, *_ in specs:
         frame[metric] = jobs[metric] if metric in jobs else np.nan
     return frame
 
@@ -247,8 +254,10 @@ def plot_vs_width(table, activations, ylabel, path, log_y=False):
         if f"{activation}_std" in table:
             std = table.groupby("hidden_neurons")[f"{activation}_std"].mean()
         ax.errorbar(grouped.index, grouped[activation], yerr=std, marker="o", capsize=3, label=activation)
-    ax.set(xscale="log", xlabel="hidden neurons", ylabel=ylabel)
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="hidden neurons", ylabel=ylabel)
     ax.set_xticks(grouped.index, [str(w) for w in grouped.index])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     if log_y:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
@@ -298,22 +307,23 @@ def write_report(tracking_uri, experiment_name, sweep_id, out_dir):
     jobs, selection = select_jobs(runs, sweep_id)
     jobs = jobs.sort_values("start_time").reset_index(drop=True)
     axes = extra_axes(jobs)
-    frame = cell_frame(jobs, axes)
+    specs = table_specs(jobs)
+    frame = cell_frame(jobs, axes, specs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    sections, missing_cells = [], set()
-    tables = {}
-    for stem, metric, scale, label, published_metric, best in TABLES:
-        digits = 2 if scale == 100 else 3
+    sections, missing_cells, tables = [], set(), []
+    for stem, metric, scale, label, published_metric, best, digits in specs:
         table, activations = summarize(frame, metric, scale, axes)
-        tables[stem] = table
+        tables.append(table)
         table.round(6).to_csv(out / f"{stem}.csv", index=False)
         md = markdown_table(table, activations, axes, best, digits)
         (out / f"{stem}.md").write_text(f"# {label}: activation x hidden neurons ({selection})\n\n{md}")
         (out / f"{stem}.tex").write_text(latex_table(table, activations, axes, f"{label} ({selection})", digits))
-        comparison = published_comparison(table, activations, published_metric, digits)
-        comparison.to_csv(out / f"{stem}_vs_published.csv", index=False)
+        comparison = None
+        if published_metric:
+            comparison = published_comparison(table, activations, published_metric, digits)
+            comparison.to_csv(out / f"{stem}_vs_published.csv", index=False)
         sections.append((stem, label, md, comparison, digits))
         for _, row in table.iterrows():
             for activation in activations:
@@ -321,14 +331,13 @@ def write_report(tracking_uri, experiment_name, sweep_id, out_dir):
                     missing_cells.add((row["hidden_neurons"], activation, *(row[a] for a in axes)))
 
     activations = ordered_activations(frame["activation"])
+    (quality, time_table), quality_label = tables, specs[0][3]
     plot_loss_curves(jobs, frame, activations, out / "loss_curves.png")
-    plot_vs_width(tables["table1_test_accuracy"], activations, "test accuracy (%)", out / "accuracy_vs_width.png")
-    plot_vs_width(tables["table2_training_time"], activations, "training time (s)", out / "time_vs_width.png",
-                  log_y=True)
-    plot_heatmap(tables["table1_test_accuracy"], activations, "test accuracy (%)",
-                 out / "heatmap_test_accuracy.png", 1, "viridis")
-    plot_heatmap(tables["table2_training_time"], activations, "training time (s)",
-                 out / "heatmap_training_time.png", 1, "magma_r")
+    plot_vs_width(quality, activations, quality_label, out / "accuracy_vs_width.png")
+    plot_vs_width(time_table, activations, "training time (s)", out / "time_vs_width.png", log_y=True)
+    plot_heatmap(quality, activations, quality_label, out / "heatmap_test_accuracy.png", 1,
+                 "viridis" if specs[0][5] == "max" else "viridis_r")
+    plot_heatmap(time_table, activations, "training time (s)", out / "heatmap_training_time.png", 1, "magma_r")
     (out / "report.md").write_text(_index(jobs, frame, selection, axes, sections, missing_cells))
     return out
 
@@ -354,15 +363,19 @@ def _index(jobs, frame, selection, axes, sections, missing_cells):
     lines += ["" if len(failed) else "None.", "", f"## Missing cells (no finished run): {len(missing_cells)}", ""]
     lines += [f"- {', '.join(map(str, cell))}" for cell in sorted(missing_cells, key=str)] or ["None."]
     for stem, label, md, comparison, digits in sections:
-        lines += ["", f"## {label}", "", f"[CSV]({stem}.csv) · [Markdown]({stem}.md) · [LaTeX]({stem}.tex) · "
-                  f"[vs published CSV]({stem}_vs_published.csv). Bold: best in the row.", "", md,
-                  f"### {label}: ours vs the published study (MNIST, 60k/10k, SGD lr 0.1)", "",
+        links = f"[CSV]({stem}.csv) · [Markdown]({stem}.md) · [LaTeX]({stem}.tex)"
+        if comparison is not None:
+            links += f" · [vs published CSV]({stem}_vs_published.csv)"
+        lines += ["", f"## {label}", "", links + ". Bold: best in the row.", "", md]
+        if comparison is None:
+            continue
+        lines += [f"### {label}: ours vs the published study (MNIST, 60k/10k, SGD lr 0.1)", "",
                   "| hidden neurons | activation | ours | published | difference |", "| --- | --- | --- | --- | --- |"]
         lines += [f"| {r.hidden_neurons} | {r.activation} | {_fmt(r.ours, digits)} | {r.published} | "
                   f"{_fmt(r.difference, digits)} |" for r in comparison.itertuples()]
     lines += ["", "## Figures", "",
               "- [Loss per epoch, one panel per activation](loss_curves.png) (solid: train, dashed: validation)",
-              "- [Test accuracy vs width](accuracy_vs_width.png)", "- [Training time vs width](time_vs_width.png)",
+              "- [Table 1's metric vs width](accuracy_vs_width.png)", "- [Training time vs width](time_vs_width.png)",
               "- [Heatmap of Table 1](heatmap_test_accuracy.png)", "- [Heatmap of Table 2](heatmap_training_time.png)",
               "", "![loss curves](loss_curves.png)", "", "![accuracy vs width](accuracy_vs_width.png)", ""]
     return "\n".join(lines)

@@ -23,6 +23,7 @@ def _jobs(runs):
 
 def test_default_grid_sweep(home, mnist_dir, tmp_path):
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    checkout_before = sorted(p.name for p in REPO.iterdir())
     result = run_pipeline(home, "-m", "dataset=mnist", f"dataset.dir={mnist_dir}", "train.epochs=2",
                           f"mlflow.tracking_uri={uri}", "quiet=true")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -52,7 +53,7 @@ def test_default_grid_sweep(home, mnist_dir, tmp_path):
     tags = client.get_run(first).data.tags
     assert {"dataset_hash", "hostname", "numpy", "blas"} <= set(tags)
     # Hydra's outputs went under FNN_SWEEP_HOME, nothing into the checkout.
-    assert (home / "multirun").is_dir() and not (REPO / "multirun").exists()
+    assert (home / "multirun").is_dir() and sorted(p.name for p in REPO.iterdir()) == checkout_before
     # The sweep left its report behind.
     table = (home / "reports" / "table1_test_accuracy.csv").read_text().splitlines()
     assert table[0] == "hidden_neurons,sigmoid,relu,tanh" and len(table) == 5
@@ -147,3 +148,49 @@ def test_hydra_flags_work(home):
     assert result.returncode == 0 and "activation: tanh" in result.stdout
     assert not (home / "mlflow.db").exists()
     assert run_pipeline(home, "--help").returncode == 0
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on 127.0.0.1, stopped by the test."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination",
+         str(tmp_path / "server-artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import urllib.request
+
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    pytest.fail("mlflow server did not start")
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_sweep_against_an_mlflow_server_over_http(home, mlflow_server):
+    result = run_pipeline(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=16",
+                          "train.epochs=1", f"mlflow.tracking_uri={mlflow_server}", "report.after_sweep=false",
+                          "quiet=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"open {mlflow_server} in a browser" in result.stdout
+    mlflow.set_tracking_uri(mlflow_server)
+    runs = mlflow.search_runs(experiment_names=["fnn-sweep"])
+    jobs = _jobs(runs)
+    assert len(jobs) == 2 and set(jobs["status"]) == {"FINISHED"}
+    assert {"config.yaml", "loss_curve.png"} <= {a.path for a in MlflowClient().list_artifacts(jobs["run_id"].iloc[0])}
+    assert not (home / "mlflow.db").exists()  # nothing went to the local default store

@@ -105,3 +105,20 @@ def test_unknown_sweep_and_empty_store_are_one_line_errors(store, tmp_path):
     empty = run_pipeline(tmp_path, f"report.out_dir={tmp_path}", module="pipeline.report")
     assert empty.returncode == 2 and "python -m pipeline -m" in empty.stderr
     assert "Traceback" not in result.stderr + empty.stderr
+
+
+def test_regression_sweeps_report_test_mse(tmp_path):
+    home = tmp_path / "home"
+    sweep = run_pipeline(home, "-m", "dataset=diabetes", "model.activation=relu,tanh", "model.hidden_neurons=8,16",
+                         "train.epochs=5", "quiet=true", "mlflow.log_model=false")
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    out = home / "reports"  # written by the sweep itself
+    table = pd.read_csv(out / "table1_test_mse.csv")
+    assert list(table.columns) == ["hidden_neurons", "relu", "tanh"]
+    mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
+    jobs = mlflow.search_runs(experiment_names=["fnn-sweep"], filter_string="tags.`fnn_sweep.role` = 'job'")
+    cell = jobs[(jobs["params.activation"] == "tanh") & (jobs["params.hidden_neurons"] == "16")]
+    assert table.loc[table["hidden_neurons"] == 16, "tanh"].item() == pytest.approx(cell["metrics.test_mse"].item(),
+                                                                                  abs=1e-5)
+    assert not (out / "table1_test_mse_vs_published.csv").exists()
+    assert "test MSE" in (out / "report.md").read_text()
