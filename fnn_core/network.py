@@ -271,7 +271,9 @@ class FNN:
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             x, acts, deltas = self._workspace(len(rows))
-            np.take(X, rows, axis=0, out=x)
+            # mode="clip" lets take write straight into x (the default mode buffers);
+            # rows come from a permutation of range(n), so nothing is ever clipped.
+            np.take(X, rows, axis=0, out=x, mode="clip")
             yb = y[rows]
             z = acts[-1]
             self._forward(x, acts)

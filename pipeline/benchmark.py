@@ -5,8 +5,9 @@
 All contenders train the same 784-h-10 network in this one process on the
 same float32 data: batch 64, plain SGD at lr 0.1, the same epochs. Seconds
 per epoch are wall time around each whole fit divided by the epochs run, the
-best of --repeats fits for every contender alike (this VM's timings vary
-from run to run with the host's load; the minimum is the least disturbed). The
+best of --repeats fits for every contender alike, the contenders interleaved
+(this VM's timings vary with the host's load; the minimum is the least
+disturbed). The
 matmul ceiling times, with plain NumPy, the five products one training step
 needs (forward, output backward, weight gradients) at the same shapes: no
 implementation built on NumPy's BLAS can beat it.
@@ -137,18 +138,22 @@ def main(argv=None):
     print(f"data: {data_note}; {args.epochs} epochs, batch {BATCH}, SGD lr {LR}")
     print(" | ".join(header), flush=True)
     for hidden in args.hidden:
-        def best(timer, *timer_args):
-            return min(timer(*timer_args, args.epochs) for _ in range(args.repeats))
-
-        ceiling = best(time_matmul_ceiling, X, hidden)
         gflop = step_flops(X.shape[1], hidden, N_CLASSES, BATCH) * -(-len(X) // BATCH) / 1e9
         for activation in args.activations:
-            ours = best(time_fnn_core, X, y, hidden, activation)
-            sk = best(time_sklearn, X, y, hidden, activation)
+            contenders = {"fnn_core": lambda: time_fnn_core(X, y, hidden, activation, args.epochs),
+                          "sklearn": lambda: time_sklearn(X, y, hidden, activation, args.epochs),
+                          "ceiling": lambda: time_matmul_ceiling(X, hidden, args.epochs)}
+            if use_torch:
+                contenders["torch"] = lambda: time_torch(X, y, hidden, activation, args.epochs)
+            timings = {name: [] for name in contenders}
+            for _ in range(args.repeats):  # interleaved: a slow spell of the host hits every contender
+                for name, timer in contenders.items():
+                    timings[name].append(timer())
+            best = {name: min(values) for name, values in timings.items()}
+            ours, sk, ceiling = best["fnn_core"], best["sklearn"], best["ceiling"]
             row = [activation, hidden, f"{ours:.3g}", f"{sk:.3g}", f"{sk / ours:.2f}x"]
             if use_torch:
-                th = best(time_torch, X, y, hidden, activation)
-                row += [f"{th:.3g}", f"{th / ours:.2f}x"]
+                row += [f"{best['torch']:.3g}", f"{best['torch'] / ours:.2f}x"]
             row += [f"{gflop / ours:.1f}", f"{gflop / ceiling:.1f}", f"{100 * ceiling / ours:.0f}%"]
             rows.append(row)
             print(" | ".join(map(str, row)), flush=True)
