@@ -16,6 +16,7 @@ from pipeline import tracking
 from pipeline.config import ConfigError, validate
 from pipeline.data import DataError
 from pipeline.job import ENV_N_JOBS, dataset_for
+from pipeline.termination import termination
 
 log = logging.getLogger("pipeline")
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -52,8 +53,10 @@ class SweepTracking(Callback):
                 settings = validate(compose(config.hydra.job.config_name, overrides=app_overrides))
             except ConfigError as exc:
                 _fail(exc)
+        termination.install()  # from here on, signals end the sweep cleanly (parent run KILLED)
         try:
-            dataset_for(settings.dataset, settings.train)  # cached for in-process jobs
+            with termination.interruptible():
+                dataset_for(settings.dataset, settings.train)  # cached for in-process jobs
         except DataError as exc:
             _fail(exc)
 

@@ -7,6 +7,7 @@ line that says what to do.
 
 import gzip
 import hashlib
+import logging
 import os
 import shutil
 import struct
@@ -26,6 +27,7 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
+log = logging.getLogger("pipeline")
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ def download(urls, destination, md5, timeout=30):
     destination.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in urls:
+        log.info(f"downloading {url} -> {destination}")
         fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=destination.name + ".", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
@@ -166,6 +169,7 @@ def download(urls, destination, md5, timeout=30):
             return destination
         except (OSError, urllib.error.URLError, ValueError) as exc:
             failures.append(f"{url}: {getattr(exc, 'reason', exc)}")
+            log.info(f"  failed: {failures[-1]}")
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)

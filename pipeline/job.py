@@ -3,7 +3,6 @@
 import logging
 import math
 import os
-import signal
 import sys
 import time
 
@@ -15,6 +14,7 @@ from pipeline import artifacts, tracking
 from pipeline.build import build_network, build_optimizer
 from pipeline.config import ConfigError, project_home, validate
 from pipeline.data import load_dataset
+from pipeline.termination import termination
 
 log = logging.getLogger("pipeline")
 ENV_N_JOBS = "FNN_SWEEP_N_JOBS"
@@ -48,16 +48,6 @@ def _job_label(name):
     return f"[{name}]"
 
 
-def _terminate_on_sigterm():
-    # SystemExit unwinds through `with mlflow.start_run()`, which ends the run FAILED.
-    def handler(signum, frame):
-        raise SystemExit(128 + signum)
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: the launcher owns signals there
-        pass
-
-
 def run(cfg):
     """Hydra task: train one model; returns the final validation accuracy (NaN if the job failed).
 
@@ -69,7 +59,8 @@ def run(cfg):
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    _terminate_on_sigterm()
+    termination.install()
+    termination.check()  # a signal during the previous job of a sweep ends the sweep here
     experiment_id = os.environ.get(tracking.ENV_EXPERIMENT)
     if experiment_id is None:  # a single run: no sweep callback prepared the store
         experiment_id = tracking.prepare_store(settings.mlflow)
@@ -100,7 +91,8 @@ def _train_and_log(settings, resolved, label):
     mlflow.set_tags(tags)
     artifacts.log_config(resolved)
 
-    data = dataset_for(settings.dataset, settings.train)
+    with termination.interruptible():  # no database writes while loading
+        data = dataset_for(settings.dataset, settings.train)
     mlflow.set_tags({"dataset": data.name, "dataset_hash": data.content_hash(), "dataset_source": data.source})
     net = build_network(settings.model, settings.train, data)
     optimizer = build_optimizer(settings.optimizer)
@@ -111,14 +103,16 @@ def _train_and_log(settings, resolved, label):
     def on_epoch_end(epoch, logs):
         nonlocal callback_seconds
         start = time.perf_counter()
-        tracking.log_epoch(epoch, logs)
-        log.log(logging.DEBUG if settings.quiet else logging.INFO, _status_line(label, epoch, epochs, logs))
-        callback_seconds += time.perf_counter() - start
+        with termination.shielded():  # a signal waits for the write, then ends training
+            tracking.log_epoch(epoch, logs)
+            log.log(logging.DEBUG if settings.quiet else logging.INFO, _status_line(label, epoch, epochs, logs))
+            callback_seconds += time.perf_counter() - start
 
     start = time.perf_counter()
-    history = net.fit(data.X_train, data.y_train, epochs=epochs, batch_size=settings.train.batch_size,
-                      optimizer=optimizer, validation_data=validation, callbacks=[on_epoch_end],
-                      patience=settings.train.early_stopping_patience)
+    with termination.interruptible():
+        history = net.fit(data.X_train, data.y_train, epochs=epochs, batch_size=settings.train.batch_size,
+                          optimizer=optimizer, validation_data=validation, callbacks=[on_epoch_end],
+                          patience=settings.train.early_stopping_patience)
     training_time = time.perf_counter() - start - callback_seconds
     if history.diverged:
         raise TrainingDiverged(history.stop_reason)

@@ -128,8 +128,8 @@ def flatten(mapping, prefix=""):
 def job_run(experiment_id, run_name, resolved_config):
     """Open the MLflow run of one job, nested under the sweep when there is one.
 
-    ``with`` guarantees the run ends FINISHED, or FAILED when an exception
-    (including SystemExit from SIGTERM) leaves the block: never RUNNING.
+    ``with`` guarantees the run ends FINISHED, FAILED when an exception
+    leaves the block, or KILLED on SIGTERM / Ctrl-C: never RUNNING.
     """
     parent = os.environ.get(ENV_PARENT_RUN)
     tags = {TAG_ROLE: "job"}
@@ -140,7 +140,12 @@ def job_run(experiment_id, run_name, resolved_config):
         flat = flatten(resolved_config)
         params = {**flat, **{name: flat[key] for name, key in TOP_LEVEL_PARAMS.items() if key in flat}}
         mlflow.log_params({key: "None" if value is None else value for key, value in params.items()})
-        yield run
+        try:
+            yield run
+        except (SystemExit, KeyboardInterrupt):
+            mlflow.set_tag(TAG_FAILURE, "terminated by a signal")
+            mlflow.end_run("KILLED")
+            raise
 
 
 def environment_tags(project_dir):

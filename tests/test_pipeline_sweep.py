@@ -109,9 +109,10 @@ def test_single_run_has_no_parent_and_its_model_serves_predictions(home, tmp_pat
     assert labels.shape == (50,) and np.mean(labels == data.y_test[:50]) > 0.8
 
 
-def test_sigterm_ends_the_run_failed_not_running(home):
+def _terminate_during_training(home, *args):
+    """Start `python -m pipeline ARGS`, SIGTERM it in its second epoch; return (exit status, stderr)."""
     env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", "dataset=digits", "train.epochs=1000000",
+    process = subprocess.Popen([sys.executable, "-m", "pipeline", *args, "dataset=digits", "train.epochs=1000000",
                                 "mlflow.log_model=false"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
@@ -122,10 +123,28 @@ def test_sigterm_ends_the_run_failed_not_running(home):
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
+    return process.returncode, stderr
+
+
+def test_sigterm_ends_the_run_killed_not_running(home):
+    returncode, stderr = _terminate_during_training(home)
     runs = mlflow_runs(home)
-    evidence = f"exit {process.returncode}, statuses {list(runs['status'])}, stderr: {stderr[-2000:]}"
-    assert process.returncode == 128 + signal.SIGTERM, evidence
-    assert list(runs["status"]) == ["FAILED"], evidence
+    evidence = f"exit {returncode}, statuses {list(runs['status'])}, stderr: {stderr[-2000:]}"
+    assert returncode == 128 + signal.SIGTERM, evidence
+    assert list(runs["status"]) == ["KILLED"], evidence
+    assert runs["tags.failure_reason"].iloc[0] == "terminated by a signal"
+
+
+def test_sigterm_ends_a_sweep_cleanly(home):
+    returncode, stderr = _terminate_during_training(home, "-m", "model.activation=relu,tanh",
+                                                    "model.hidden_neurons=16")
+    runs = mlflow_runs(home)
+    evidence = f"exit {returncode}, runs {runs[['tags.mlflow.runName', 'status']].values.tolist()}, {stderr[-2000:]}"
+    assert returncode == 128 + signal.SIGTERM, evidence
+    # The parent and the running job end KILLED; the second job never starts.
+    assert sorted(zip(runs["tags.fnn_sweep.role"], runs["status"])) == [("job", "KILLED"), ("sweep", "KILLED")], \
+        evidence
+    assert "database is locked" not in stderr
 
 
 @pytest.mark.parametrize("preset, extra", [
