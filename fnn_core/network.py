@@ -161,12 +161,11 @@ class FNN:
         grads : list of ndarray, same order and shapes as ``parameters()``
         """
         X, y = self._check_Xy(X, y)
-        x = X
         _, acts, deltas = self._workspace(len(X))
-        self._forward(x, acts)
+        self._forward(X, acts)
         loss = self._output.loss_and_delta(acts[-1], y)
         grads = [np.empty_like(p) for p in self.parameters()]
-        self._backward(x, acts, deltas, grads)
+        self._backward(X, acts, deltas, grads)
         return loss, grads
 
     # ---- training ----

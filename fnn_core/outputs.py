@@ -50,7 +50,7 @@ def _true_class_positions(z, y):
     return np.arange(0, z.size, z.shape[1]) + y
 
 
-def _shifted_lse(z, y):
+def _shift_and_pick_labels(z, y):
     """Shift z by its row max in place; return (flat positions of the labels, their shifted z)."""
     z -= z.max(axis=1, keepdims=True)
     positions = _true_class_positions(z, y)
@@ -61,13 +61,13 @@ def _shifted_lse(z, y):
 def _cross_entropy(z, y):
     # Loss from log-softmax, never log(p): exact and finite even when a
     # probability rounds to zero, so no clipping is needed on this path.
-    _, picked = _shifted_lse(z, y)
+    _, picked = _shift_and_pick_labels(z, y)
     log_sums = np.log(np.exp(z).sum(axis=1))
     return float((log_sums - picked).mean())
 
 
 def _cross_entropy_and_delta(z, y, scale=1.0):
-    positions, picked = _shifted_lse(z, y)
+    positions, picked = _shift_and_pick_labels(z, y)
     np.exp(z, out=z)
     sums = z.sum(axis=1)
     log_sums = np.log(sums)
