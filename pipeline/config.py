@@ -18,11 +18,12 @@ from omegaconf import MISSING, OmegaConf
 from fnn_core import ACTIVATIONS, INIT_CHOICES, OPTIMIZERS
 from fnn_core.network import DTYPES
 from pipeline.data import DATASETS
+from pipeline.failure import InputError
 
 TARGET_TRANSFORMS = ("none", "log", "standardize")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A config value is invalid; the message is one line naming the key."""
 
 
@@ -31,7 +32,17 @@ def project_home():
     return os.environ.get("FNN_SWEEP_HOME") or str(Path(__file__).resolve().parents[1])
 
 
-OmegaConf.register_new_resolver("fnn_sweep_home", project_home, replace=True)
+# Cached, so the value resolved in the launching process travels with every job's config.
+OmegaConf.register_new_resolver("fnn_sweep_home", project_home, replace=True, use_cache=True)
+
+# Config keys that never change a run's result: where things are stored, printed or reported.
+RESULT_NEUTRAL_PREFIXES = ("mlflow.", "report.", "hydra.")
+RESULT_NEUTRAL_KEYS = ("quiet", "verbose", "dataset.dir")
+
+
+def result_neutral(key):
+    """True for a dotted config key that cannot change what a run computes."""
+    return key in RESULT_NEUTRAL_KEYS or key.startswith(RESULT_NEUTRAL_PREFIXES)
 
 
 def _choice(key, value, choices):
@@ -85,33 +96,58 @@ class ModelConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.0  # sgd only
-    nesterov: bool = False  # sgd only
-    beta1: float = 0.9  # adam only
-    beta2: float = 0.999  # adam only
+    """Options every optimizer has; each optimizer's schema adds only its own."""
+
+    name: str = MISSING
+    lr: float = MISSING
     weight_decay: float = 0.0
     clip_norm: Optional[float] = None
 
     def __post_init__(self):
         _choice("optimizer.name", self.name, OPTIMIZERS)
+        if OPTIMIZER_SCHEMAS.get(self.name, type(self)) is not type(self):
+            raise ConfigError(f"optimizer.name={self.name!r} does not fit this optimizer's settings; "
+                              f"choose the optimizer with optimizer={self.name}")
         _positive("optimizer.lr", self.lr)
-        _fraction("optimizer.momentum", self.momentum)
-        _fraction("optimizer.beta1", self.beta1)
-        _fraction("optimizer.beta2", self.beta2)
         _at_least("optimizer.weight_decay", self.weight_decay, 0)
         if self.clip_norm is not None:
             _positive("optimizer.clip_norm", self.clip_norm)
-        if self.nesterov and not self.momentum:
-            raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
 
     def options(self):
         """Keyword arguments for the fnn_core optimizer named ``name``."""
-        common = {"lr": self.lr, "weight_decay": self.weight_decay, "clip_norm": self.clip_norm}
-        if self.name == "adam":
-            return {**common, "beta1": self.beta1, "beta2": self.beta2}
-        return {**common, "momentum": self.momentum, "nesterov": self.nesterov}
+        return {key: value for key, value in vars(self).items() if key != "name"}
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    name: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.0
+    nesterov: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        _fraction("optimizer.momentum", self.momentum)
+        if self.nesterov and not self.momentum:
+            raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    name: str = "adam"
+    lr: float = 0.001
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def __post_init__(self):
+        super().__post_init__()
+        _fraction("optimizer.beta1", self.beta1)
+        _fraction("optimizer.beta2", self.beta2)
+        _positive("optimizer.eps", self.eps)
+
+
+OPTIMIZER_SCHEMAS = {"sgd": SGDConfig, "adam": AdamConfig}  # one per fnn_core optimizer
 
 
 @dataclass
@@ -160,11 +196,21 @@ class Config:
     quiet: bool = False  # no per-epoch status lines
 
 
+@dataclass
+class ReportAppConfig:
+    """``python -m pipeline.report``: where the runs are and where the report goes."""
+
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+
 def register_configs():
     store = ConfigStore.instance()
     store.store(name="schema", node=Config)
+    store.store(name="report_schema", node=ReportAppConfig)
     store.store(group="dataset", name="schema", node=DatasetConfig)
-    store.store(group="optimizer", name="schema", node=OptimizerConfig)
+    for name, schema in OPTIMIZER_SCHEMAS.items():
+        store.store(group="optimizer", name=f"{name}_schema", node=schema)
 
 
 def validate(cfg):

@@ -1,30 +1,58 @@
-"""One job: validate the config, load data, train, and record it all in one MLflow run."""
+"""One job: validate the config, load data, train, and record it all in one MLflow run.
+
+A job needs only its composed config and the tracking store: inside a sweep
+it finds the sweep's parent run by the sweep directory Hydra gave every job
+(``hydra.sweep.dir``), so it runs the same in the launching process, a
+reused worker process or on another machine.
+"""
 
 import logging
 import math
-import os
-import sys
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
-import mlflow
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from pipeline import artifacts, tracking
+from pipeline import failure
 from pipeline.build import build_network, build_optimizer
-from pipeline.config import ConfigError, project_home, validate
+from pipeline.config import validate
 from pipeline.data import load_dataset
 from pipeline.termination import termination
+from pipeline.tracking import artifacts, runs, store
+from pipeline.tracking.model import log_pyfunc_model
 
 log = logging.getLogger("pipeline")
-ENV_N_JOBS = "FNN_SWEEP_N_JOBS"
 
-# Jobs of one sweep run in one process with Hydra's basic launcher: load each dataset once.
+# Jobs run one after another in one process (basic launcher, reused workers): keep the last dataset.
 _datasets = {}
 
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What Hydra says about the running job; all defaults outside Hydra (a plain function call)."""
+
+    sweep_dir: str | None = None  # None: a single run
+    number: int | None = None  # 0-based index in the sweep
+    log_file: Path | None = None
+    choices: dict = field(default_factory=dict)
+
+    @classmethod
+    def current(cls):
+        if not HydraConfig.initialized():
+            return cls()
+        hydra_cfg = HydraConfig.get()
+        multirun = hydra_cfg.mode == RunMode.MULTIRUN
+        return cls(sweep_dir=str(hydra_cfg.sweep.dir) if multirun else None,
+                   number=hydra_cfg.job.get("num") if multirun else None,
+                   log_file=Path(hydra_cfg.runtime.output_dir) / f"{hydra_cfg.job.name}.log",
+                   choices={k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")})
 
 
 def dataset_for(dataset_cfg, train_cfg):
@@ -35,65 +63,76 @@ def dataset_for(dataset_cfg, train_cfg):
     return _datasets[key]
 
 
-def run_name(settings):
-    depth = f"x{settings.model.hidden_layers}" if settings.model.hidden_layers > 1 else ""
-    return f"{settings.model.activation}-{settings.model.hidden_neurons}{depth}"
-
-
-def _job_label(name):
-    """'[3/12 relu-128]' inside a sweep, '[relu-128]' for a single run."""
-    total = os.environ.get(ENV_N_JOBS)
-    if total and HydraConfig.initialized() and HydraConfig.get().job.get("num") is not None:
-        return f"[{HydraConfig.get().job.num + 1}/{total} {name}]"
-    return f"[{name}]"
+def run_name(model_cfg):
+    """e.g. "relu-128", "tanh-64x2" for two hidden layers."""
+    depth = f"x{model_cfg.hidden_layers}" if model_cfg.hidden_layers > 1 else ""
+    return f"{model_cfg.activation}-{model_cfg.hidden_neurons}{depth}"
 
 
 def run(cfg):
     """Hydra task: train one model; returns the final validation accuracy (NaN if the job failed).
 
-    For regression it returns the final validation MSE. An invalid config is
-    one line on stderr and exit status 2, before any run is created.
+    For regression it returns the final validation MSE. Bad input in a single
+    run stops it before any run exists; in a sweep it is the job's failure.
     """
-    try:
-        settings = validate(cfg)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    job = JobContext.current()
     termination.install()
     termination.check()  # a signal during the previous job of a sweep ends the sweep here
-    experiment_id = os.environ.get(tracking.ENV_EXPERIMENT)
-    if experiment_id is None:  # a single run: no sweep callback prepared the store
-        experiment_id = tracking.prepare_store(settings.mlflow)
-    mlflow.set_tracking_uri(tracking.absolute_tracking_uri(settings.mlflow.tracking_uri))
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    label = _job_label(run_name(settings))
+    bad_input = None
     try:
-        with tracking.job_run(experiment_id, run_name(settings), resolved) as active:
+        settings = validate(cfg)
+        with termination.interruptible():  # no database writes while loading
+            data = dataset_for(settings.dataset, settings.train)
+    except failure.InputError as exc:
+        if job.sweep_dir is None:
+            failure.abort(exc)
+        bad_input = exc  # pre-flight could not see it (a sampling sweeper, another machine): record it
+
+    if job.sweep_dir is None:
+        experiment_id = store.prepare_experiment(cfg.mlflow)
+        sweep = None
+    else:
+        store.use_store(cfg.mlflow)
+        experiment_id = store.find_experiment(cfg.mlflow.tracking_uri, cfg.mlflow.experiment_name)
+        sweep = runs.find_sweep(experiment_id, job.sweep_dir) if experiment_id else None
+        if sweep is None:
+            log.warning(f"no running sweep for {job.sweep_dir} in {cfg.mlflow.tracking_uri}: "
+                        "this job's run is not nested")
+            experiment_id = experiment_id or store.prepare_experiment(cfg.mlflow)
+    name = run_name(cfg.model)
+    label = _label(name, job, sweep)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        with runs.job_run(experiment_id, name, resolved, sweep, job.choices) as active:
             try:
-                result = _train_and_log(settings, resolved, label)
+                if bad_input is not None:
+                    raise bad_input
+                result = _train_and_log(settings, data, resolved, label)
             except Exception as exc:
-                tracking.log_failure(f"{type(exc).__name__}: {exc}")
+                runs.log_failure(failure.one_line(exc))
+                artifacts.log_job_log(job.log_file, failure.log_traceback(exc))
                 raise
     except Exception as exc:
-        log.error(f"{label} FAILED: {exc}")
+        log.error(f"{label} FAILED: {failure.one_line(exc)}")
+        if job.sweep_dir is None:
+            failure.abort(failure.JobsFailed(1, 1))
         return math.nan
-    if not os.environ.get(tracking.ENV_PARENT_RUN):
-        log.info(f"run {active.info.run_id} in {tracking.absolute_tracking_uri(settings.mlflow.tracking_uri)}; "
-                 f"browse: {tracking.ui_command(settings.mlflow.tracking_uri)}")
+    if job.sweep_dir is None:
+        log.info(f"run {active.info.run_id} in {store.absolute_tracking_uri(cfg.mlflow.tracking_uri)}; "
+                 f"browse: {store.ui_command(cfg.mlflow.tracking_uri)}")
     return result
 
 
-def _train_and_log(settings, resolved, label):
-    tags = tracking.environment_tags(project_home())
-    if HydraConfig.initialized():
-        tags.update({f"choice.{k}": str(v) for k, v in HydraConfig.get().runtime.choices.items()
-                     if not k.startswith("hydra")})
-    mlflow.set_tags(tags)
-    artifacts.log_config(resolved)
+def _label(name, job, sweep):
+    """'[3/12 relu-128]' inside a sweep of known size, '[relu-128]' otherwise."""
+    if job.number is not None and sweep is not None and sweep.planned_jobs:
+        return f"[{job.number + 1}/{sweep.planned_jobs} {name}]"
+    return f"[{name}]"
 
-    with termination.interruptible():  # no database writes while loading
-        data = dataset_for(settings.dataset, settings.train)
-    mlflow.set_tags({"dataset": data.name, "dataset_hash": data.content_hash(), "dataset_source": data.source})
+
+def _train_and_log(settings, data, resolved, label):
+    artifacts.log_config(resolved)
+    runs.log_dataset(data)
     net = build_network(settings.model, settings.train, data)
     optimizer = build_optimizer(settings.optimizer)
     validation = (data.X_val, data.y_val) if len(data.X_val) else None
@@ -104,7 +143,7 @@ def _train_and_log(settings, resolved, label):
         nonlocal callback_seconds
         start = time.perf_counter()
         with termination.shielded():  # a signal waits for the write, then ends training
-            tracking.log_epoch(epoch, logs)
+            runs.log_epoch(epoch, logs)
             log.log(logging.DEBUG if settings.quiet else logging.INFO, _status_line(label, epoch, epochs, logs))
             callback_seconds += time.perf_counter() - start
 
@@ -118,16 +157,12 @@ def _train_and_log(settings, resolved, label):
         raise TrainingDiverged(history.stop_reason)
 
     test = net.evaluate(data.X_test, data.y_test)
-    final = {"training_time_s": training_time, "epochs_run": history.epochs,
-             **{f"test_{k}": v for k, v in test.items()}}
-    mlflow.log_metrics(final)
-    if history.stop_reason:
-        mlflow.set_tag("stop_reason", history.stop_reason)
+    runs.log_results(training_time, history.epochs, test, history.stop_reason)
     artifacts.log_loss_curve(history, label.strip("[]"))
     if data.task == "multiclass":
         artifacts.log_confusion_matrix(data.y_test, net.predict(data.X_test), data.n_classes)
     if settings.mlflow.log_model:
-        artifacts.log_pyfunc_model(net, data.X_test[:2])
+        log_pyfunc_model(net, data.X_test[:2])
 
     if data.task == "multiclass":
         log.info(f"{label} test accuracy {test['accuracy']:.2%}, training {training_time:.1f} s")

@@ -1,13 +1,12 @@
 """Shared fixtures. Real MNIST digits come from one place: the ``mnist_dir`` fixture."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO, mlflow_server
+
 MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
@@ -50,16 +49,8 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
-def run_pipeline(home, *args, module="pipeline", timeout=600):
-    """Run `python -m <module> ARGS` as a user would, with FNN_SWEEP_HOME=home."""
-    env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def mlflow_runs(home, experiment="fnn-sweep"):
-    """All runs of the experiment in home's default store, as a DataFrame."""
-    import mlflow
-
-    mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
-    return mlflow.search_runs(experiment_names=[experiment])
+@pytest.fixture
+def mlflow_server_url(tmp_path):
+    """A real `mlflow server` on 127.0.0.1, stopped by pid when the test ends."""
+    with mlflow_server(tmp_path) as url:
+        yield url

@@ -1,6 +1,10 @@
 """The benchmark command runs and writes its table (timings themselves are not asserted)."""
 
-from conftest import REPO, run_pipeline
+import pytest
+
+from helpers import REPO, run_pipeline
+
+pytestmark = pytest.mark.slow  # the real benchmark command
 
 
 def test_benchmark_writes_a_row_per_config(tmp_path, mnist_dir):

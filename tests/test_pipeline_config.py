@@ -4,10 +4,12 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import open_dict
 
-from conftest import REPO, run_pipeline
-from fnn_core import ACTIVATIONS
-from pipeline.config import ConfigError, register_configs, validate
+from helpers import REPO, run_pipeline
+from fnn_core import ACTIVATIONS, OPTIMIZERS
+from pipeline.config import OPTIMIZER_SCHEMAS, ConfigError, register_configs, validate
 
 register_configs()
 CONF = str(REPO / "conf")
@@ -57,15 +59,49 @@ def test_bad_values_are_named_with_valid_choices(override, message):
 @pytest.mark.parametrize("override", ["optimizer.lr=abc", "model.hidden_neurons=wide", "model.activaton=relu",
                                       "dataset=cifar"])
 def test_type_errors_typos_and_unknown_groups_fail_at_composition(override):
-    with pytest.raises(Exception) as err:
+    with pytest.raises(HydraException) as err:
         composed(override)
     assert override.split("=")[0].split(".")[-1] in str(err.value)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_every_experiment_preset_composes_and_validates(preset):
-    settings = validate(composed(f"+experiment={preset}"))
-    assert settings.train.epochs >= 1
+def test_every_experiment_preset_validates_and_names_its_whole_grid(preset):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=[f"+experiment={preset}"], return_hydra_config=True)
+    validate(compose_app_only(cfg))
+    # Every axis of the base grid is named, so none is inherited from conf/config.yaml by accident.
+    assert {"model.activation", "model.hidden_neurons"} <= set(cfg.hydra.sweeper.params)
+
+
+def compose_app_only(cfg):
+    app = cfg.copy()
+    with open_dict(app):
+        del app["hydra"]
+    return app
+
+
+def test_one_schema_per_optimizer_in_the_registry():
+    assert set(OPTIMIZER_SCHEMAS) == set(OPTIMIZERS)
+    for name, schema in OPTIMIZER_SCHEMAS.items():
+        settings = validate(composed(f"optimizer={name}"))
+        assert type(settings.optimizer) is schema and settings.optimizer.name == name
+        assert set(settings.optimizer.options()) == set(vars(settings.optimizer)) - {"name"}
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["optimizer=sgd", "optimizer.beta1=0.5"], "beta1"),
+    (["optimizer=momentum", "optimizer.eps=1e-6"], "eps"),
+    (["optimizer=adam", "optimizer.momentum=0.9"], "momentum"),
+    (["optimizer=adam", "optimizer.nesterov=true"], "nesterov"),
+])
+def test_a_setting_of_another_optimizer_fails_at_composition(overrides, key):
+    with pytest.raises(HydraException, match=f"Could not override 'optimizer.{key}'"):
+        composed(*overrides)
+
+
+def test_optimizer_name_must_match_its_settings():
+    with pytest.raises(ConfigError, match="choose the optimizer with optimizer=adam"):
+        validate(composed("optimizer.name=adam"))
 
 
 def test_published_preset_is_the_reference_setting():
@@ -73,16 +109,31 @@ def test_published_preset_is_the_reference_setting():
     assert (settings.model.init, settings.train.batch_size, settings.optimizer.lr) == ("normal", 1, 0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, needle", [
     (["model.activation=swish"], "model.activation='swish' is not valid; choose one of:"),
     (["-m", "model.hidden_neurons=32,-1"], "model.hidden_neurons=-1 is not valid"),
     (["-m", "optimizer.lr=0.1,0"], "optimizer.lr=0.0 is not valid"),
     (["-m", "train.epochs=0"], "train.epochs=0 is not valid"),
+    (["optimizer.beta1=0.5"], "Key 'beta1' not in 'SGDConfig'; the valid keys: python -m pipeline --cfg job"),
+    (["-m", "model.activaton=relu,tanh"], "Key 'activaton' not in 'ModelConfig'"),
+    (["dataset=cifar"], "Could not find 'dataset/cifar'; choose one of: california_housing, diabetes, digits"),
+    (["-m", "model.hidden_neurons=8,wide"], "Error merging override model.hidden_neurons=wide"),
 ])
 def test_cli_rejects_bad_values_before_any_run(home, args, needle):
-    result = run_pipeline(home, *args, "dataset=digits")
+    result = run_pipeline(home, *args, *([] if any("dataset=" in a for a in args) else ["dataset=digits"]))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
     assert needle in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert not (Path(home) / "mlflow.db").exists()  # no store, no run
+
+
+@pytest.mark.slow
+def test_a_single_run_with_a_missing_data_dir_stops_before_any_run(home, tmp_path):
+    result = run_pipeline(home, "dataset=mnist", f"dataset.dir={tmp_path / 'nowhere'}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: dataset.dir={tmp_path / 'nowhere'} lacks "
+                                                  "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                                                  "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"]
+    assert not (Path(home) / "mlflow.db").exists()

@@ -11,14 +11,10 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from conftest import REPO, mlflow_runs, run_pipeline
+from helpers import FAST, REPO, jobs_of, mlflow_runs, run_pipeline
 
-FAST = ["quiet=true", "mlflow.log_model=false"]
+pytestmark = pytest.mark.slow  # real `python -m pipeline` subprocesses
 EPOCH_METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s"]
-
-
-def _jobs(runs):
-    return runs[runs["tags.fnn_sweep.role"] == "job"]
 
 
 def test_default_grid_sweep(home, mnist_dir, tmp_path):
@@ -32,7 +28,7 @@ def test_default_grid_sweep(home, mnist_dir, tmp_path):
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_names=["fnn-sweep"])
     parent = runs[runs["tags.fnn_sweep.role"] == "sweep"]
-    jobs = _jobs(runs)
+    jobs = jobs_of(runs)
     assert len(parent) == 1 and parent["status"].iloc[0] == "FINISHED"
     assert len(jobs) == 12 and set(jobs["status"]) == {"FINISHED"}
     assert set(jobs["tags.mlflow.parentRunId"]) == {parent["run_id"].iloc[0]}
@@ -64,7 +60,7 @@ def test_command_line_overrides_replace_and_extend_the_grid(home):
     result = run_pipeline(home, "-m", "model.activation=relu,tanh", "optimizer.lr=0.01,0.1", "dataset=digits",
                           "model.hidden_neurons=16,32", "train.epochs=1", *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
-    jobs = _jobs(mlflow_runs(home))
+    jobs = jobs_of(mlflow_runs(home))
     combos = set(zip(jobs["params.activation"], jobs["params.hidden_neurons"], jobs["params.lr"]))
     assert combos == {(a, h, lr) for a in ("relu", "tanh") for h in ("16", "32") for lr in ("0.01", "0.1")}
 
@@ -73,14 +69,28 @@ def test_failed_job_is_recorded_and_the_sweep_goes_on(home):
     result = run_pipeline(home, "-m", "dataset=diabetes", "optimizer.lr=0.01,1e6", "model.activation=relu",
                           "model.hidden_neurons=8", "train.epochs=20", *FAST)
     assert result.returncode == 1  # all jobs ran; the status says one failed
+    assert result.stderr.strip().splitlines()[-1] == "error: 1 of 2 jobs failed (reasons above and in MLflow)"
     runs = mlflow_runs(home)
-    jobs = _jobs(runs).set_index("params.lr")
+    jobs = jobs_of(runs).set_index("params.lr")
     assert jobs.loc["0.01", "status"] == "FINISHED" and np.isfinite(jobs.loc["0.01", "metrics.test_mse"])
     assert jobs.loc["1000000.0", "status"] == "FAILED"
-    assert "diverged" in jobs.loc["1000000.0", "tags.failure_reason"]
+    assert jobs.loc["1000000.0", "tags.failure_reason"].startswith("TrainingDiverged: diverged")
     assert "RUNNING" not in set(runs["status"])
     assert runs[runs["tags.fnn_sweep.role"] == "sweep"]["status"].iloc[0] == "FAILED"
     assert "FAILED" in result.stdout and "diverged" in result.stdout
+    # The traceback goes to the job's log file, attached to its run, not to the console.
+    assert "Traceback" not in result.stdout + result.stderr
+    log = mlflow.artifacts.load_text(f"runs:/{jobs.loc['1000000.0', 'run_id']}/job.log")
+    assert "Traceback (most recent call last)" in log and "pipeline.job.TrainingDiverged" in log
+    assert "job.log" not in {a.path for a in MlflowClient().list_artifacts(jobs.loc["0.01", "run_id"])}
+
+
+def test_a_single_run_that_fails_exits_1_with_its_run_failed(home):
+    result = run_pipeline(home, "dataset=digits", "optimizer.lr=1e9", "train.epochs=3", *FAST)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["error: 1 of 1 job failed (reasons above and in MLflow)"]
+    runs = mlflow_runs(home)
+    assert list(runs["status"]) == ["FAILED"] and "diverged" in runs["tags.failure_reason"].item()
 
 
 def test_single_run_has_no_parent_and_its_model_serves_predictions(home, tmp_path):
@@ -169,47 +179,15 @@ def test_hydra_flags_work(home):
     assert run_pipeline(home, "--help").returncode == 0
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
-    """A real `mlflow server` on 127.0.0.1, stopped by the test."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination",
-         str(tmp_path / "server-artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        import urllib.request
-
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    pytest.fail("mlflow server did not start")
-                time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-
-
-def test_sweep_against_an_mlflow_server_over_http(home, mlflow_server):
+def test_sweep_against_an_mlflow_server_over_http(home, mlflow_server_url):
     result = run_pipeline(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=16",
-                          "train.epochs=1", f"mlflow.tracking_uri={mlflow_server}", "report.after_sweep=false",
+                          "train.epochs=1", f"mlflow.tracking_uri={mlflow_server_url}", "report.after_sweep=false",
                           "quiet=true")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"open {mlflow_server} in a browser" in result.stdout
-    mlflow.set_tracking_uri(mlflow_server)
+    assert f"open {mlflow_server_url} in a browser" in result.stdout
+    mlflow.set_tracking_uri(mlflow_server_url)
     runs = mlflow.search_runs(experiment_names=["fnn-sweep"])
-    jobs = _jobs(runs)
+    jobs = jobs_of(runs)
     assert len(jobs) == 2 and set(jobs["status"]) == {"FINISHED"}
     assert {"config.yaml", "loss_curve.png"} <= {a.path for a in MlflowClient().list_artifacts(jobs["run_id"].iloc[0])}
     assert not (home / "mlflow.db").exists()  # nothing went to the local default store

@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_pipeline
+from helpers import run_pipeline
+
+pytestmark = pytest.mark.slow  # real sweeps and report commands
 
 FAST = ["dataset=digits", "train.epochs=2", "quiet=true", "mlflow.log_model=false", "report.after_sweep=false"]
 

@@ -1,0 +1,88 @@
+"""A dataset split three ways, and the loader that builds one from the registry.
+
+Every loader returns a ``Dataset`` with float32 features. Errors a user can
+fix (missing files, no network, a corrupt file) raise ``DataError`` with one
+line that says what to do.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.data.errors import DataError
+from pipeline.data.registry import DATASETS, split_test
+
+
+@dataclass
+class Dataset:
+    """A dataset split three ways. X arrays: (n, n_features) float32.
+
+    y arrays: (n,) int64 class labels, or (n,) float32 targets for regression.
+    """
+
+    name: str
+    task: str  # "multiclass" or "regression"
+    n_classes: int | None
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+    @property
+    def n_features(self):
+        return self.X_train.shape[1]
+
+    @property
+    def n_outputs(self):
+        return self.n_classes if self.task == "multiclass" else 1
+
+    def content_hash(self):
+        """SHA-256 (first 16 hex digits) over every array, so runs on the same data can be matched."""
+        digest = hashlib.sha256()
+        for array in (self.X_train, self.y_train, self.X_val, self.y_val, self.X_test, self.y_test):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()[:16]
+
+
+def load_dataset(cfg, val_fraction, seed, cache_dir=None):
+    """Load the dataset named ``cfg["name"]`` and hold out a validation split.
+
+    Parameters
+    ----------
+    cfg : mapping
+        The ``dataset`` config: name, dir, test_fraction, standardize, target_transform.
+    val_fraction : float in [0, 1)
+        Share of the training set held out for validation (stratified, seeded).
+    seed : int
+    """
+    name = cfg["name"]
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
+    task, n_classes, X, y, X_test, y_test, source = DATASETS[name](cfg, seed, cache_dir)
+    X, X_test = np.asarray(X, np.float32), np.asarray(X_test, np.float32)
+    n_val = int(round(len(X) * val_fraction))
+    if n_val:
+        X, y, X_val, y_val = split_test(X, y, n_val, seed, task == "multiclass")
+    else:
+        X_val, y_val = X[:0], y[:0]
+    if cfg.get("standardize"):
+        mean, std = X.mean(axis=0), X.std(axis=0)
+        std[std == 0] = 1
+        X, X_val, X_test = ((part - mean) / std for part in (X, X_val, X_test))
+    if task == "regression":
+        y, y_val, y_test = _transform_targets(cfg.get("target_transform", "none"), y, y_val, y_test)
+    return Dataset(name, task, n_classes, X, y, X_val, y_val, X_test, y_test, source)
+
+
+def _transform_targets(transform, y, y_val, y_test):
+    parts = [np.asarray(part, np.float64) for part in (y, y_val, y_test)]
+    if transform == "log":
+        parts = [np.log(part) for part in parts]
+    elif transform == "standardize":
+        mean, std = parts[0].mean(), parts[0].std()
+        parts = [(part - mean) / std for part in parts]
+    return [part.astype(np.float32) for part in parts]

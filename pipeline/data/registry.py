@@ -1,0 +1,62 @@
+"""The dataset registry: name -> loader returning (task, n_classes, X, y, X_test, y_test, source)."""
+
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data.download import default_cache_dir, locate_idx_dir
+from pipeline.data.errors import DataError
+from pipeline.data.idx import load_idx_arrays
+
+
+def _idx_dataset(name):
+    def load(cfg, seed, cache_dir):
+        directory = locate_idx_dir(name, cfg.get("dir"), cache_dir)
+        return ("multiclass", 10, *load_idx_arrays(directory), str(directory))
+    return load
+
+
+def split_test(X, y, test_fraction, seed, stratify):
+    from sklearn.model_selection import train_test_split
+
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_fraction, random_state=seed, stratify=y if stratify else None)
+    return X_train, y_train, X_test, y_test
+
+
+def _sklearn_dataset(loader_name, task):
+    def load(cfg, seed, cache_dir):
+        import sklearn.datasets
+
+        loader = getattr(sklearn.datasets, loader_name)
+        try:
+            if loader_name.startswith("fetch_"):
+                X, y = loader(return_X_y=True, data_home=cfg.get("dir") or Path(cache_dir or default_cache_dir()) / "sklearn")
+            else:
+                X, y = loader(return_X_y=True)
+        except (OSError, urllib.error.URLError) as exc:
+            raise DataError(f"{loader_name} could not get its data ({exc}); it needs the internet once, "
+                            f"or scikit-learn's cached copy in dataset.dir") from None
+        classes = int(y.max()) + 1 if task == "multiclass" else None
+        return (task, classes, *split_test(X, y, cfg.get("test_fraction", 0.2), seed, task == "multiclass"),
+                f"scikit-learn {loader_name}")
+    return load
+
+
+def _xor(cfg, seed, cache_dir):
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    y = np.array([0, 1, 1, 0])
+    # Four points are the whole problem: the test set is the training set.
+    return "multiclass", 2, X, y, X.copy(), y.copy(), "the four XOR points"
+
+
+DATASETS = {
+    "mnist": _idx_dataset("mnist"),
+    "fashion_mnist": _idx_dataset("fashion_mnist"),
+    "digits": _sklearn_dataset("load_digits", "multiclass"),
+    "iris": _sklearn_dataset("load_iris", "multiclass"),
+    "xor": _xor,
+    "diabetes": _sklearn_dataset("load_diabetes", "regression"),
+    "california_housing": _sklearn_dataset("fetch_california_housing", "regression"),
+}

@@ -1,0 +1,125 @@
+"""The one failure policy: how each kind of failure ends, and the exit status.
+
+=========================  ===================================  ================================  ======
+failure                    when                                 what is left                      exit
+=========================  ===================================  ================================  ======
+``InputError``: config,    before any run exists (a single      one line ``error: ...`` on        2
+data or store              run, or a sweep's pre-flight)        stderr; no run, no store
+a job fails (exception,    after its run started                its run FAILED: ``failure_reason``  1
+divergence, or bad input   (or a sweep's job found bad input)   tag, traceback in its log file
+found inside a sweep job)                                       and ``job.log`` artifact; the
+                                                                sweep goes on
+SIGTERM / Ctrl-C           any time (``pipeline.termination``)  running runs and the parent KILLED  128+N
+anything else (a bug, a    in the sweep's own code              its traceback, then one line      1
+store that broke)
+otherwise                                                                                         0
+=========================  ===================================  ================================  ======
+
+Hydra catches every ``Exception`` from a job or callback, prints a traceback
+and exits 1. So code below an entry point never exits: it raises ``Abort``
+(a ``BaseException`` that passes Hydra) around the error, and the entry
+point (``run_entry_point``) prints it and picks the status.
+"""
+
+import logging
+import os
+import sys
+import traceback
+
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+EXIT_OK, EXIT_JOBS_FAILED, EXIT_INPUT = 0, 1, 2
+# Only the traceback logger's records go to the job's log file, not the console (conf/hydra/job_logging).
+traceback_log = logging.getLogger("pipeline.traceback")
+
+
+class InputError(Exception):
+    """Bad configuration, data or store, found before anything ran; the message is one line."""
+
+
+class JobsFailed(Exception):
+    """Some jobs ended FAILED or KILLED; each was recorded and reported as it ended."""
+
+    def __init__(self, failed, total):
+        super().__init__(f"{failed} of {total} job{'s' if total != 1 else ''} failed (reasons above and in MLflow)")
+        self.failed, self.total = failed, total
+
+
+class Abort(BaseException):
+    """Carries ``error`` past Hydra's own handler to the entry point."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+
+
+def abort(error):
+    raise Abort(error) from error
+
+
+def _is_composition_error(error):
+    return isinstance(error, (HydraException, OmegaConfBaseException))
+
+
+def exit_status(error):
+    """2 for bad input (ours or Hydra's composition errors), 1 for everything else."""
+    return EXIT_INPUT if isinstance(error, InputError) or _is_composition_error(error) else EXIT_JOBS_FAILED
+
+
+def error_line(error):
+    if _is_composition_error(error):
+        return composition_error(error)
+    if isinstance(error, (InputError, JobsFailed)):
+        return str(error)
+    return one_line(error)
+
+
+def run_entry_point(main):
+    """Run an entry point's ``main``; the only place that turns errors into exit statuses.
+
+    ``SystemExit`` (Hydra's own usage errors, signals via ``pipeline.termination``) passes through.
+    """
+    # Hydra prints a composition error (misspelt key, unknown group option) as a traceback and exits 1;
+    # with HYDRA_FULL_ERROR it raises it instead, and it is reported here in one line with exit 2.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        main()
+    except Abort as stop:
+        error = stop.error
+    except (HydraException, OmegaConfBaseException) as exc:
+        error = exc
+    else:
+        sys.exit(EXIT_OK)
+    if exit_status(error) != EXIT_INPUT and not isinstance(error, JobsFailed):
+        traceback.print_exception(error, file=sys.stderr)  # a bug or a broken store: the fixer needs it
+    print(f"error: {error_line(error)}", file=sys.stderr)
+    sys.exit(exit_status(error))
+
+
+def composition_error(exc):
+    """One line from Hydra's multi-line composition error and its OmegaConf cause, with what to do."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0].rstrip(".") if lines else type(exc).__name__
+    options = [line for line in lines[1:] if not line.endswith((":", "schema")) and " " not in line]
+    if options:  # an unknown option of a config group: Hydra lists the valid ones
+        return f"{text}; choose one of: {', '.join(options)}"
+    cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else None
+    if cause is not None:
+        text += f": {str(cause).splitlines()[0]}"
+    if "not in" in text or "To append" in str(exc):
+        return f"{text}; the valid keys: python -m pipeline --cfg job"
+    return text
+
+
+def one_line(exc):
+    """``TypeName: first line of the message``, for a FAILED run's reason and the console."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def log_traceback(exc):
+    """Write ``exc``'s traceback to the job's log file; returns the text."""
+    text = "".join(traceback.format_exception(exc))
+    traceback_log.error(text.rstrip())
+    return text

@@ -1,0 +1,31 @@
+"""`python -m pipeline.report [mlflow.tracking_uri=...] [mlflow.experiment_name=...]
+[report.out_dir=...] [report.sweep_id=ID|all]`: regenerate a report from MLflow."""
+
+import logging
+
+import hydra
+
+from pipeline import failure
+from pipeline.config import register_configs
+from pipeline.report import ReportError, write_report
+
+log = logging.getLogger("pipeline")
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="report")
+def hydra_app(cfg):
+    try:
+        out = write_report(cfg.mlflow.tracking_uri, cfg.mlflow.experiment_name, cfg.report.sweep_id,
+                           cfg.report.out_dir)
+    except ReportError as exc:
+        failure.abort(exc)
+    log.info(f"Report written to {out} (index: {out / 'report.md'})")
+
+
+def main():
+    failure.run_entry_point(hydra_app)
+
+
+if __name__ == "__main__":
+    main()

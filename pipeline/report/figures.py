@@ -1,0 +1,85 @@
+"""Report figures: loss curves per activation, a table's metric vs width, heatmaps."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from pipeline.report.render import fmt  # noqa: E402
+from pipeline.tracking import layout  # noqa: E402
+
+TRAIN_LOSS, VAL_LOSS = layout.EPOCH_METRICS["loss"], layout.EPOCH_METRICS["val_loss"]
+
+
+def _histories(run_ids, metric):
+    client = MlflowClient()
+    return {run_id: [m.value for m in sorted(client.get_metric_history(run_id, metric), key=lambda m: m.step)]
+            for run_id in run_ids}
+
+
+def plot_loss_curves(frame, run_ids, activations, path):
+    """One panel per activation, one colour per width: train (solid) and validation (dashed), mean over seeds."""
+    finished = frame.assign(run_id=run_ids)[frame["status"] == "FINISHED"]
+    train, val = _histories(finished["run_id"], TRAIN_LOSS), _histories(finished["run_id"], VAL_LOSS)
+    fig, axes = plt.subplots(1, len(activations), figsize=(4.5 * len(activations), 3.8), squeeze=False,
+                             sharey=True)
+    widths = sorted(frame["hidden_neurons"].unique())
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(widths)))
+    for ax, activation in zip(axes[0], activations):
+        for width, color in zip(widths, colors):
+            cell = finished[(finished["activation"] == activation) & (finished["hidden_neurons"] == width)]
+            for series, style, name in ((train, "-", f"{width} train"), (val, "--", f"{width} val")):
+                curves = [series[r] for r in cell["run_id"] if series.get(r)]
+                if curves:
+                    length = min(map(len, curves))
+                    mean = np.mean([c[:length] for c in curves], axis=0)
+                    ax.plot(np.arange(1, length + 1), mean, style, color=color, label=name)
+        ax.set(title=activation, xlabel="epoch", yscale="log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("loss (mean over seeds)")
+    axes[0][-1].legend(fontsize=7, ncol=2)
+    _save(fig, path)
+
+
+def plot_vs_width(table, activations, ylabel, path, log_y=False):
+    fig, ax = plt.subplots(figsize=(6, 4))
+    grouped = table.groupby("hidden_neurons")[activations].mean()
+    for activation in activations:
+        std = None
+        if f"{activation}_std" in table:
+            std = table.groupby("hidden_neurons")[f"{activation}_std"].mean()
+        ax.errorbar(grouped.index, grouped[activation], yerr=std, marker="o", capsize=3, label=activation)
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="hidden neurons", ylabel=ylabel)
+    ax.set_xticks(grouped.index, [str(w) for w in grouped.index])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    if log_y:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_heatmap(table, activations, title, path, digits, cmap):
+    values = table.groupby("hidden_neurons")[activations].mean()
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(activations), 1.2 + 0.6 * len(values)))
+    image = ax.imshow(values.to_numpy(dtype=float), cmap=cmap, aspect="auto")
+    ax.set_xticks(range(len(activations)), activations)
+    ax.set_yticks(range(len(values)), [str(w) for w in values.index])
+    ax.set(xlabel="activation", ylabel="hidden neurons", title=title)
+    for (i, j), value in np.ndenumerate(values.to_numpy(dtype=float)):
+        red, green, blue, _ = image.cmap(image.norm(value))
+        dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+        ax.text(j, i, fmt(value, digits), ha="center", va="center", fontsize=9, color="white" if dark else "black")
+    fig.colorbar(image, ax=ax)
+    _save(fig, path)
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

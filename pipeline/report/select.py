@@ -1,0 +1,48 @@
+"""Which runs a report covers: the latest sweep, a named sweep, or every job run."""
+
+import mlflow
+
+from pipeline.config import result_neutral
+from pipeline.failure import InputError
+from pipeline.tracking import layout, store
+
+
+class ReportError(InputError):
+    """Nothing to report (no such experiment or sweep); the message says what to run."""
+
+
+def load_runs(tracking_uri, experiment_name):
+    """Every run of the experiment (a ``layout.read_runs`` frame)."""
+    experiment_id = store.find_experiment(tracking_uri, experiment_name)
+    if experiment_id is None:
+        raise ReportError(f"no experiment '{experiment_name}' in {tracking_uri}; run `python -m pipeline -m` first")
+    mlflow.set_tracking_uri(store.absolute_tracking_uri(tracking_uri))
+    return layout.read_runs([experiment_id])
+
+
+def select_jobs(runs, sweep_id):
+    """The job runs to report (oldest first) and a description of the selection.
+
+    sweep_id None: the latest sweep; "all": every job run of the experiment.
+    """
+    jobs = runs[runs["role"] == layout.ROLE_JOB]
+    if sweep_id == "all":
+        return jobs.reset_index(drop=True), "all runs of the experiment"
+    sweeps = runs[runs["role"] == layout.ROLE_SWEEP].sort_values("start_time", ascending=False)
+    if sweep_id is None:
+        if sweeps.empty:
+            raise ReportError("no sweep in this experiment yet; run `python -m pipeline -m`, "
+                              "or report every run with report.sweep_id=all")
+        sweep_id = sweeps["sweep_id"].iloc[0]
+    selected = jobs[jobs["sweep_id"] == sweep_id]
+    if selected.empty:
+        known = ", ".join(sweeps["sweep_id"].head(5))
+        raise ReportError(f"no runs for sweep '{sweep_id}' (latest sweeps: {known or 'none'})")
+    return selected.reset_index(drop=True), f"sweep {sweep_id}"
+
+
+def extra_axes(jobs):
+    """Config keys, besides activation, width and seed, whose value differs between runs."""
+    fixed = {layout.ACTIVATION, layout.HIDDEN_NEURONS, layout.SEED}
+    return sorted(key for key in layout.param_columns(jobs)
+                  if key not in fixed and not result_neutral(key) and jobs[key].nunique(dropna=False) > 1)

@@ -1,0 +1,111 @@
+"""Hydra callback around a multirun: pre-flight checks, the sweep's parent run, the summary.
+
+Before any job: every job's config is composed and validated, each distinct
+dataset is loaded once, the store and experiment are created, and the parent
+run is tagged with the sweep directory that Hydra copies into every job's
+config. Jobs find it there; nothing travels in the environment.
+"""
+
+import atexit
+import logging
+import secrets
+from datetime import datetime
+
+from hydra import compose
+from hydra.experimental.callback import Callback
+
+from pipeline import failure
+from pipeline.config import validate
+from pipeline.data import load_dataset
+from pipeline.grid import app_overrides, is_grid_sweeper, job_overrides
+from pipeline.termination import termination
+from pipeline.tracking import runs, store
+
+log = logging.getLogger("pipeline")
+
+
+def preflight(config):
+    """Validate every job's config and load each distinct dataset once; returns the first job's settings.
+
+    Raises
+    ------
+    InputError
+        The first bad value or dataset, as one line.
+    """
+    sweeper = config.hydra.sweeper
+    jobs = job_overrides(sweeper.get("params"), config.hydra.overrides.task)
+    settings = [validate(compose(config.hydra.job.config_name, overrides=app_overrides(job))) for job in jobs]
+    datasets = {repr(s.dataset): s for s in settings}
+    with termination.interruptible():
+        for job in datasets.values():
+            load_dataset(vars(job.dataset), job.train.val_fraction, job.train.seed)
+    return settings[0], (len(jobs) if is_grid_sweeper(sweeper) else None)
+
+
+class SweepTracking(Callback):
+    """Opens the sweep's parent run before the jobs and closes it, with a summary, after them."""
+
+    def __init__(self):
+        self.parent_run_id = None
+
+    def on_multirun_start(self, config, **kwargs):
+        # Hydra turns a callback's exceptions into warnings: every failure here must stop the sweep.
+        try:
+            termination.install()  # from here on, signals end the sweep cleanly (parent run KILLED)
+            settings, planned = preflight(config)
+            experiment_id = store.prepare_experiment(settings.mlflow)
+        except Exception as exc:
+            failure.abort(exc)
+        self.tracking_uri = store.absolute_tracking_uri(settings.mlflow.tracking_uri)
+        self.experiment_name = settings.mlflow.experiment_name
+        self.sweep_id = f"sweep-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+        overrides = " ".join(config.hydra.overrides.task) or "(none)"
+        self.parent_run_id = runs.start_sweep(
+            experiment_id, self.sweep_id, str(config.hydra.sweep.dir), planned,
+            f"{planned or 'sweeper-defined'} jobs; overrides: {overrides}")
+        atexit.register(self._end_if_interrupted)
+        log.info(f"Sweep {self.sweep_id}: {planned or 'sweeper-defined'} jobs, "
+                 f"experiment '{self.experiment_name}' in {self.tracking_uri}")
+
+    def on_multirun_end(self, config, **kwargs):
+        try:
+            jobs = self._close_sweep()
+        except Exception as exc:  # Hydra would only warn
+            failure.abort(exc)
+        if config.report.after_sweep:
+            self._write_report(config)
+        log.info(f"Runs: {self.tracking_uri} (experiment '{self.experiment_name}', parent run '{self.sweep_id}')")
+        log.info(f"Browse them: {store.ui_command(self.tracking_uri)}")
+        failed = jobs[jobs["status"] != "FINISHED"]
+        if not failed.empty:
+            failure.abort(failure.JobsFailed(len(failed), len(jobs)))
+
+    def _close_sweep(self):
+        """End the parent run with its jobs' counts; log the summary; returns the jobs."""
+        jobs = runs.sweep_jobs(self.parent_run_id)
+        counts = jobs["status"].value_counts().to_dict()
+        failed = jobs[jobs["status"] != "FINISHED"]
+        runs.end_sweep(self.parent_run_id, "FINISHED" if failed.empty else "FAILED", counts)
+        self.parent_run_id = None
+
+        log.info(f"Sweep {self.sweep_id} done: {len(jobs)} runs, "
+                 + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        for row in failed.itertuples():
+            log.info(f"  {row.run_name}: {row.status} ({row.failure_reason or 'no reason recorded'})")
+        return jobs
+
+    def _write_report(self, config):
+        from pipeline.report import ReportError, write_report
+
+        try:
+            out_dir = write_report(self.tracking_uri, self.experiment_name, self.sweep_id, config.report.out_dir)
+            log.info(f"Report: {out_dir}")
+        except Exception as exc:  # the runs are safe in MLflow; the report can be regenerated
+            if not isinstance(exc, ReportError):
+                log.exception("report failed")
+            log.error(f"report not written: {failure.one_line(exc)} (regenerate with: python -m pipeline.report)")
+
+    def _end_if_interrupted(self):
+        if self.parent_run_id is not None:
+            runs.end_sweep(self.parent_run_id, "KILLED", {})
+            self.parent_run_id = None

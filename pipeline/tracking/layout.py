@@ -1,0 +1,161 @@
+"""The MLflow run layout: every param, metric, tag and artifact name, and the typed reader.
+
+A sweep is one parent run (role ``sweep``) tagged with the sweep's id and its
+Hydra sweep directory, which Hydra resolves once and copies into every job's
+config; a job finds its parent by that tag, so it needs nothing but its own
+config and the store. A single run is a job run without a parent.
+
+Nothing outside this module spells an MLflow key: writers use the names
+below, readers use ``read_runs``, whose frame has plain column names.
+"""
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+# ---- params: every config value under its dotted key, plus short aliases ----
+PARAM_ALIASES = {  # alias -> dotted config key, for filtering in the UI (``params.lr < 0.1``)
+    "activation": "model.activation",
+    "hidden_neurons": "model.hidden_neurons",
+    "hidden_layers": "model.hidden_layers",
+    "lr": "optimizer.lr",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "seed": "train.seed",
+    "dataset": "dataset.name",
+}
+ACTIVATION, HIDDEN_NEURONS, SEED, LR = "model.activation", "model.hidden_neurons", "train.seed", "optimizer.lr"
+
+# ---- metrics ----
+EPOCH_METRICS = {  # fnn_core history key -> metric name, one point per epoch (step = epoch from 0)
+    "loss": "train_loss",
+    "accuracy": "train_accuracy",
+    "val_loss": "val_loss",
+    "val_accuracy": "val_accuracy",
+    "val_mse": "val_mse",
+    "val_rmse": "val_rmse",
+    "epoch_time_s": "epoch_time_s",
+}
+TRAINING_TIME = "training_time_s"  # seconds inside fit, logging excluded
+EPOCHS_RUN = "epochs_run"
+TEST_ACCURACY, TEST_MSE = "test_accuracy", "test_mse"
+SWEEP_PLANNED = "n_jobs"  # parent run: jobs the sweeper will launch (a grid's size)
+
+
+def test_metric(name):
+    """fnn_core's evaluate() key -> metric name: "accuracy" -> "test_accuracy"."""
+    return f"test_{name}"
+
+
+def status_count_metric(status):
+    """Parent run: how many of its jobs ended with ``status`` ("FINISHED" -> "n_finished")."""
+    return f"n_{status.lower()}"
+
+
+# ---- tags ----
+TAG_ROLE = "fnn_sweep.role"
+ROLE_SWEEP, ROLE_JOB = "sweep", "job"
+TAG_SWEEP_ID = "sweep_id"
+TAG_SWEEP_DIR = "fnn_sweep.sweep_dir"  # the sweep's identity, as every job's config has it
+TAG_PARENT = "mlflow.parentRunId"
+TAG_RUN_NAME = "mlflow.runName"
+TAG_NOTE = "mlflow.note.content"
+TAG_GIT_COMMIT = "mlflow.source.git.commit"
+TAG_FAILURE = "failure_reason"
+TAG_STOP_REASON = "stop_reason"
+TAG_DATASET, TAG_DATASET_HASH, TAG_DATASET_SOURCE = "dataset", "dataset_hash", "dataset_source"
+ENVIRONMENT_TAGS = ("hostname", "python", "numpy", "cpu", "cpu_count", "blas")  # in runs.environment_tags' order
+CHOICE_TAG_PREFIX = "choice."  # Hydra's group choices: choice.optimizer = sgd
+
+# ---- artifacts ----
+ARTIFACT_CONFIG = "config.yaml"
+ARTIFACT_LOSS_CURVE = "loss_curve.png"
+ARTIFACT_CONFUSION_PNG, ARTIFACT_CONFUSION_CSV = "confusion_matrix.png", "confusion_matrix.csv"
+ARTIFACT_MODEL = "model"
+ARTIFACT_JOB_LOG = "job.log"  # a FAILED job's log, traceback included
+
+# ---- the typed reader ----
+# Plain column names of ``read_runs`` frames: run info, then these tags. Params keep their
+# dotted config keys (so "params are the columns with a dot"), metrics their names.
+RUN_INFO = ("run_id", "experiment_id", "status", "start_time", "end_time")
+TAG_COLUMNS = {
+    "run_name": TAG_RUN_NAME, "parent_run_id": TAG_PARENT, "role": TAG_ROLE, "sweep_id": TAG_SWEEP_ID,
+    "sweep_dir": TAG_SWEEP_DIR, "failure_reason": TAG_FAILURE, "stop_reason": TAG_STOP_REASON,
+    "dataset_hash": TAG_DATASET_HASH, "git_commit": TAG_GIT_COMMIT, **{t: t for t in ENVIRONMENT_TAGS},
+}
+
+
+def job_params(resolved_config):
+    """Params of a job run from its resolved config (nested dicts): dotted keys plus aliases."""
+    flat = _flatten(resolved_config)
+    params = {**flat, **{alias: flat[key] for alias, key in PARAM_ALIASES.items() if key in flat}}
+    return {key: "None" if value is None else value for key, value in params.items()}
+
+
+def _flatten(mapping, prefix=""):
+    flat = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def tag_is(tag, value):
+    """A ``search_runs`` filter clause: the run's ``tag`` equals ``value``."""
+    return f"tags.`{tag}` = '{value}'"
+
+
+def status_is(status):
+    return f"attributes.status = '{status}'"
+
+
+START_TIME_NEWEST_FIRST = "attributes.start_time DESC"  # a ``search_runs`` order_by clause
+
+
+def param_columns(runs):
+    """The config keys among a ``read_runs`` frame's columns."""
+    return [column for column in runs.columns if "." in column]
+
+
+def read_runs(experiment_ids, filter_string=""):
+    """Runs as a tidy frame, one row per run, oldest first.
+
+    Columns: ``RUN_INFO``; ``TAG_COLUMNS`` by their plain names (None where
+    unset); every param under its dotted config key, as numbers where every
+    value is a number ("None" -> NaN); every metric's last value by its name.
+    """
+    raw = mlflow.search_runs(experiment_ids=list(experiment_ids), filter_string=filter_string)
+    return tidy(raw)
+
+
+def tidy(raw):
+    """``mlflow.search_runs`` output -> the frame ``read_runs`` describes."""
+    frame = pd.DataFrame({column: raw[column] if column in raw else pd.Series(dtype=object)
+                          for column in RUN_INFO}, index=raw.index)
+    for name, tag in TAG_COLUMNS.items():
+        column = f"tags.{tag}"
+        frame[name] = raw[column].astype(object).where(raw[column].notna(), None) if column in raw else None
+    columns = {}
+    for column in raw.columns:
+        if column.startswith("params.") and column[len("params."):] not in PARAM_ALIASES:
+            columns[column[len("params."):]] = _typed(raw[column])
+        elif column.startswith("metrics."):
+            columns[column[len("metrics."):]] = raw[column].astype(float)
+    frame = pd.concat([frame, pd.DataFrame(columns, index=raw.index)], axis=1)
+    return frame.sort_values("start_time", kind="stable").reset_index(drop=True)
+
+
+def _typed(values):
+    """A param column as numbers (ints where all are whole) when every set value is numeric."""
+    present = values.dropna()
+    present = present[present != "None"]
+    numbers = pd.to_numeric(present, errors="coerce")
+    if present.empty or numbers.isna().any() or present.isin(["True", "False"]).any():
+        return values.astype(object).where(values.notna() & (values != "None"), None)
+    numbers = pd.to_numeric(values.where(values != "None"), errors="coerce")
+    whole = numbers.dropna()
+    if np.all(whole == np.round(whole)):  # nullable ints: runs without this param (a sweep's parent) stay <NA>
+        return numbers.astype("Int64")
+    return numbers
