@@ -1,0 +1,143 @@
+"""The architecture's promises: one module names MLflow keys, no sweep state in the environment,
+public APIs only, one failure policy deciding exit statuses."""
+
+import re
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from mlflow import MlflowClient
+
+from helpers import REPO
+from pipeline import failure
+from pipeline.config import ConfigError, register_configs
+from pipeline.data import DataError
+from pipeline.tracking import layout
+
+register_configs()
+SOURCES = sorted((REPO / "pipeline").rglob("*.py"))
+LAYOUT = REPO / "pipeline" / "tracking" / "layout.py"
+# Settings a user gives, never sweep state; HYDRA_FULL_ERROR makes Hydra raise composition errors to us.
+ALLOWED_ENVIRONMENT = {"FNN_SWEEP_HOME", "FNN_SWEEP_DATA_DIR", "XDG_CACHE_HOME", "HYDRA_FULL_ERROR"}
+
+
+def _mlflow_names():
+    """Names only an MLflow run has: tags, artifacts, metrics that are not also fnn_core history keys."""
+    names = {value for key, value in vars(layout).items()
+             if key.startswith(("TAG_", "ARTIFACT_")) and isinstance(value, str)}
+    names |= {metric for key, metric in layout.EPOCH_METRICS.items() if metric != key}
+    names |= {layout.TRAINING_TIME, layout.EPOCHS_RUN, layout.TEST_ACCURACY, layout.TEST_MSE, layout.SWEEP_PLANNED,
+              layout.CHOICE_TAG_PREFIX}
+    names -= set(layout.TAG_COLUMNS)  # the tidy frame's column names: how readers name what they read
+    return {name for name in names if "_" in name or "." in name}  # "dataset", "model": too plain to be only MLflow's
+
+
+def test_only_the_layout_module_spells_mlflow_keys():
+    quoted = re.compile(r"""["'](%s)["'`]""" % "|".join(map(re.escape, _mlflow_names())))
+    prefixed = re.compile(r"""["'`](params|metrics|tags|attributes)\.""")
+    offenders = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+                 for path in SOURCES if path != LAYOUT
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if quoted.search(line) or prefixed.search(line)]
+    assert offenders == []
+
+
+def test_no_sweep_state_in_the_environment_and_no_hydra_internals():
+    environment = re.compile(r"os\.environ(?:\.get|\.setdefault|\.pop)?\(?\[?\s*[\"']([A-Z_]+)[\"']")
+    for path in SOURCES:
+        text = path.read_text()
+        assert "_internal" not in text, path
+        used = set(environment.findall(text))
+        assert used <= ALLOWED_ENVIRONMENT, (path, used - ALLOWED_ENVIRONMENT)
+        assert text.count("os.environ") == len(environment.findall(text)), f"{path}: os.environ with a computed key"
+
+
+def test_read_runs_gives_a_typed_tidy_frame(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("e")
+    parent = client.create_run(experiment, tags={layout.TAG_ROLE: layout.ROLE_SWEEP, layout.TAG_SWEEP_ID: "s1"})
+    for width, lr in ((32, 0.1), (256, 0.01)):
+        run = client.create_run(experiment, run_name=f"relu-{width}", tags={
+            layout.TAG_ROLE: layout.ROLE_JOB, layout.TAG_PARENT: parent.info.run_id, layout.TAG_SWEEP_ID: "s1"})
+        config = {"model": {"activation": "relu", "hidden_neurons": width}, "optimizer": {"lr": lr},
+                  "train": {"early_stopping_patience": None}, "quiet": True}
+        for key, value in layout.job_params(config).items():
+            client.log_param(run.info.run_id, key, value)
+        client.log_metric(run.info.run_id, layout.TEST_ACCURACY, 0.9)
+        client.set_terminated(run.info.run_id)
+    mlflow.set_tracking_uri(uri)
+    runs = layout.read_runs([experiment])
+
+    assert list(runs["role"]) == ["sweep", "job", "job"]  # oldest first
+    jobs = runs[runs["role"] == layout.ROLE_JOB]
+    assert list(jobs["run_name"]) == ["relu-32", "relu-256"]
+    assert set(jobs["parent_run_id"]) == {parent.info.run_id} and runs["parent_run_id"].iloc[0] is None
+    assert list(jobs[layout.HIDDEN_NEURONS]) == [32, 256] and pd.api.types.is_integer_dtype(runs[layout.HIDDEN_NEURONS])
+    assert list(jobs[layout.LR]) == [0.1, 0.01] and runs[layout.LR].dtype == float
+    assert list(jobs[layout.ACTIVATION]) == ["relu", "relu"]
+    assert jobs["train.early_stopping_patience"].isna().all()  # "None" is missing, not a string
+    assert list(jobs["quiet"]) == ["True", "True"]  # booleans are not numbers
+    assert list(jobs[layout.TEST_ACCURACY]) == [0.9, 0.9]
+    assert not set(layout.PARAM_ALIASES) & set(runs.columns)  # aliases are for the UI only
+    assert "model.activation" in layout.param_columns(runs) and layout.TEST_ACCURACY not in layout.param_columns(runs)
+
+
+def _composition_error(*overrides):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        with pytest.raises(HydraException) as err:
+            compose("config", overrides=list(overrides))
+    return err.value
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["optimizer.beta1=0.5"], "Key 'beta1' not in 'SGDConfig'; the valid keys: python -m pipeline --cfg job"),
+    (["optimizer=adam", "optimizer.momentum=0.9"], "Key 'momentum' not in 'AdamConfig'"),
+    (["model.activaton=relu"], "Key 'activaton' not in 'ModelConfig'"),
+    (["dataset=cifar"], "Could not find 'dataset/cifar'; choose one of: california_housing, diabetes, digits,"),
+])
+def test_composition_errors_become_one_line_with_what_to_fix(overrides, needle):
+    error = _composition_error(*overrides)
+    line = failure.error_line(error)
+    assert needle in line and "\n" not in line and "schema" not in line
+    assert failure.exit_status(error) == failure.EXIT_INPUT
+
+
+def _exit_of(main, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        failure.run_entry_point(main)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def _raise(error):
+    def main():
+        try:
+            raise error
+        except Exception as exc:
+            failure.abort(exc)
+    return main
+
+
+def test_the_entry_point_decides_every_exit_status(capsys):
+    assert _exit_of(lambda: None, capsys) == (0, "")
+    for error in (ConfigError("model.hidden_neurons=0 is not valid"), DataError("dataset.dir=/x lacks a file")):
+        assert _exit_of(_raise(error), capsys) == (2, f"error: {error}\n")
+    assert _exit_of(_raise(failure.JobsFailed(2, 12)), capsys) == (
+        1, "error: 2 of 12 jobs failed (reasons above and in MLflow)\n")
+    code, stderr = _exit_of(_raise(KeyError("bug")), capsys)  # a bug: its traceback, then one line
+    assert code == 1 and stderr.startswith("Traceback") and stderr.endswith("error: KeyError: 'bug'\n")
+
+    def hydra_fails():
+        compose_error = _composition_error("model.activaton=relu")
+        raise compose_error
+    code, stderr = _exit_of(hydra_fails, capsys)
+    assert code == 2 and stderr.count("\n") == 1 and "activaton" in stderr
+
+
+def test_signals_pass_through_the_entry_point():
+    with pytest.raises(SystemExit) as exit_info:
+        failure.run_entry_point(lambda: sys.exit(143))
+    assert exit_info.value.code == 143
