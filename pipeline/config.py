@@ -19,6 +19,7 @@ from fnn_core import ACTIVATIONS, INIT_CHOICES, OPTIMIZERS
 from fnn_core.network import DTYPES
 from pipeline.data import DATASETS
 from pipeline.failure import InputError
+import pipeline.parallel  # noqa: F401  (registers the fnn_sweep_workers resolver the launcher config uses)
 
 TARGET_TRANSFORMS = ("none", "log", "standardize")
 
@@ -36,7 +37,7 @@ def project_home():
 OmegaConf.register_new_resolver("fnn_sweep_home", project_home, replace=True, use_cache=True)
 
 # Config keys that never change a run's result: where things are stored, printed or reported.
-RESULT_NEUTRAL_PREFIXES = ("mlflow.", "report.", "hydra.")
+RESULT_NEUTRAL_PREFIXES = ("mlflow.", "report.", "hydra.", "compute.")
 RESULT_NEUTRAL_KEYS = ("quiet", "verbose", "dataset.dir")
 
 
@@ -171,10 +172,21 @@ class TrainConfig:
 
 
 @dataclass
+class ComputeConfig:
+    blas_threads: Optional[int] = None  # BLAS threads in each job; None: usable cores / jobs running at once
+
+    def __post_init__(self):
+        if self.blas_threads is not None:
+            _at_least("compute.blas_threads", self.blas_threads, 1)
+
+
+@dataclass
 class MlflowConfig:
     tracking_uri: str = "sqlite:///${fnn_sweep_home:}/mlflow.db"
     experiment_name: str = "fnn-sweep"
-    artifact_location: Optional[str] = "${fnn_sweep_home:}/mlartifacts"  # for new experiments
+    # Where a new experiment keeps artifacts. None: beside a SQLite store (mlartifacts/ next to the file);
+    # a tracking server's own artifact store for http(s):// URIs.
+    artifact_location: Optional[str] = None
     log_model: bool = True  # the trained model as an MLflow pyfunc model
 
 
@@ -193,7 +205,9 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
-    quiet: bool = False  # no per-epoch status lines
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    quiet: bool = False  # no per-epoch status lines in a single run
+    verbose: bool = False  # per-epoch status lines in sweeps too
 
 
 @dataclass

@@ -30,8 +30,8 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 EXIT_OK, EXIT_JOBS_FAILED, EXIT_INPUT = 0, 1, 2
-# Only the traceback logger's records go to the job's log file, not the console (conf/hydra/job_logging).
-traceback_log = logging.getLogger("pipeline.traceback")
+# Records of this logger go to the job's log file only, not the console (conf/hydra/job_logging).
+logfile = logging.getLogger("pipeline.logfile")
 
 
 class InputError(Exception):
@@ -102,6 +102,9 @@ def composition_error(exc):
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[0].rstrip(".") if lines else type(exc).__name__
     options = [line for line in lines[1:] if not line.endswith((":", "schema")) and " " not in line]
+    for plugin, extra in (("hydra/launcher/submitit", "slurm"), ("hydra/launcher/ray", "ray")):
+        if plugin in text:  # a launcher config whose plugin is an optional extra
+            return f"{text}: its launcher plugin is not installed; pip install -e '.[{extra}]'"
     if options:  # an unknown option of a config group: Hydra lists the valid ones
         return f"{text}; choose one of: {', '.join(options)}"
     cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else None
@@ -121,5 +124,5 @@ def one_line(exc):
 def log_traceback(exc):
     """Write ``exc``'s traceback to the job's log file; returns the text."""
     text = "".join(traceback.format_exception(exc))
-    traceback_log.error(text.rstrip())
+    logfile.error(text.rstrip())
     return text

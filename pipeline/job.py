@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from pipeline import failure
+from pipeline import failure, parallel
 from pipeline.build import build_network, build_optimizer
 from pipeline.config import validate
 from pipeline.data import load_dataset
@@ -42,6 +42,10 @@ class JobContext:
     number: int | None = None  # 0-based index in the sweep
     log_file: Path | None = None
     choices: dict = field(default_factory=dict)
+
+    @property
+    def in_sweep(self):
+        return self.sweep_dir is not None
 
     @classmethod
     def current(cls):
@@ -79,16 +83,21 @@ def run(cfg):
     termination.install()
     termination.check()  # a signal during the previous job of a sweep ends the sweep here
     bad_input = None
+    phases = {}
     try:
         settings = validate(cfg)
+        if not job.in_sweep:  # a sweep's callback probed it once for every job
+            store.probe(cfg.mlflow.tracking_uri)
+        start = time.perf_counter()
         with termination.interruptible():  # no database writes while loading
             data = dataset_for(settings.dataset, settings.train)
+        phases["data"] = time.perf_counter() - start
     except failure.InputError as exc:
-        if job.sweep_dir is None:
+        if not job.in_sweep:
             failure.abort(exc)
         bad_input = exc  # pre-flight could not see it (a sampling sweeper, another machine): record it
 
-    if job.sweep_dir is None:
+    if not job.in_sweep:
         experiment_id = store.prepare_experiment(cfg.mlflow)
         sweep = None
     else:
@@ -102,22 +111,25 @@ def run(cfg):
     name = run_name(cfg.model)
     label = _label(name, job, sweep)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    threads = parallel.blas_threads(cfg.compute.blas_threads, sweep.jobs_at_once if sweep else 1)
+    resolved["compute"]["blas_threads"] = threads  # the number used, logged as a param
     try:
         with runs.job_run(experiment_id, name, resolved, sweep, job.choices) as active:
             try:
                 if bad_input is not None:
                     raise bad_input
-                result = _train_and_log(settings, data, resolved, label)
+                with parallel.limited_blas(threads):
+                    result = _train_and_log(settings, data, resolved, label, job, phases)
             except Exception as exc:
                 runs.log_failure(failure.one_line(exc))
                 artifacts.log_job_log(job.log_file, failure.log_traceback(exc))
                 raise
     except Exception as exc:
-        log.error(f"{label} FAILED: {failure.one_line(exc)}")
-        if job.sweep_dir is None:
+        (failure.logfile if job.in_sweep else log).error(f"{label} FAILED: {failure.one_line(exc)}")
+        if not job.in_sweep:
             failure.abort(failure.JobsFailed(1, 1))
         return math.nan
-    if job.sweep_dir is None:
+    if not job.in_sweep:
         log.info(f"run {active.info.run_id} in {store.absolute_tracking_uri(cfg.mlflow.tracking_uri)}; "
                  f"browse: {store.ui_command(cfg.mlflow.tracking_uri)}")
     return result
@@ -130,7 +142,7 @@ def _label(name, job, sweep):
     return f"[{name}]"
 
 
-def _train_and_log(settings, data, resolved, label):
+def _train_and_log(settings, data, resolved, label, job, phases):
     artifacts.log_config(resolved)
     runs.log_dataset(data)
     net = build_network(settings.model, settings.train, data)
@@ -138,13 +150,16 @@ def _train_and_log(settings, data, resolved, label):
     validation = (data.X_val, data.y_val) if len(data.X_val) else None
     epochs = settings.train.epochs
     callback_seconds = 0.0
+    show_epochs = settings.verbose if job.in_sweep else not settings.quiet
+    epoch_level = logging.INFO if show_epochs else logging.DEBUG
+    summary = failure.logfile if job.in_sweep else log  # in a sweep, the launching process reports each job
 
     def on_epoch_end(epoch, logs):
         nonlocal callback_seconds
         start = time.perf_counter()
         with termination.shielded():  # a signal waits for the write, then ends training
             runs.log_epoch(epoch, logs)
-            log.log(logging.DEBUG if settings.quiet else logging.INFO, _status_line(label, epoch, epochs, logs))
+            log.log(epoch_level, _status_line(label, epoch, epochs, logs))
             callback_seconds += time.perf_counter() - start
 
     start = time.perf_counter()
@@ -158,16 +173,21 @@ def _train_and_log(settings, data, resolved, label):
 
     test = net.evaluate(data.X_test, data.y_test)
     runs.log_results(training_time, history.epochs, test, history.stop_reason)
+    start = time.perf_counter()
     artifacts.log_loss_curve(history, label.strip("[]"))
     if data.task == "multiclass":
         artifacts.log_confusion_matrix(data.y_test, net.predict(data.X_test), data.n_classes)
+    phases["artifacts"] = time.perf_counter() - start
     if settings.mlflow.log_model:
+        start = time.perf_counter()
         log_pyfunc_model(net, data.X_test[:2])
+        phases["model"] = time.perf_counter() - start
+    runs.log_phases(phases)
 
     if data.task == "multiclass":
-        log.info(f"{label} test accuracy {test['accuracy']:.2%}, training {training_time:.1f} s")
+        summary.info(f"{label} test accuracy {test['accuracy']:.2%}, training {training_time:.1f} s")
         return history["val_accuracy"][-1] if validation else test["accuracy"]
-    log.info(f"{label} test mse {test['mse']:.4f}, training {training_time:.1f} s")
+    summary.info(f"{label} test mse {test['mse']:.4f}, training {training_time:.1f} s")
     return history["val_mse"][-1] if validation else test["mse"]
 
 

@@ -9,15 +9,17 @@ config. Jobs find it there; nothing travels in the environment.
 import atexit
 import logging
 import secrets
+import time
 from datetime import datetime
 
 from hydra import compose
 from hydra.experimental.callback import Callback
 
-from pipeline import failure
+from pipeline import failure, parallel
 from pipeline.config import validate
 from pipeline.data import load_dataset
 from pipeline.grid import app_overrides, is_grid_sweeper, job_overrides
+from pipeline.progress import SweepProgress
 from pipeline.termination import termination
 from pipeline.tracking import runs, store
 
@@ -47,12 +49,19 @@ class SweepTracking(Callback):
 
     def __init__(self):
         self.parent_run_id = None
+        self.parent_open = False  # until the parent run has ended: a signal or exit ends it KILLED
+        self.progress = None
+
+    def __getstate__(self):
+        # Launchers pickle Hydra's context, callbacks included, for each job: the monitor stays here.
+        return {**self.__dict__, "progress": None}
 
     def on_multirun_start(self, config, **kwargs):
         # Hydra turns a callback's exceptions into warnings: every failure here must stop the sweep.
         try:
             termination.install()  # from here on, signals end the sweep cleanly (parent run KILLED)
             settings, planned = preflight(config)
+            store.probe(settings.mlflow.tracking_uri)
             experiment_id = store.prepare_experiment(settings.mlflow)
         except Exception as exc:
             failure.abort(exc)
@@ -60,14 +69,18 @@ class SweepTracking(Callback):
         self.experiment_name = settings.mlflow.experiment_name
         self.sweep_id = f"sweep-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
         overrides = " ".join(config.hydra.overrides.task) or "(none)"
+        at_once = parallel.jobs_at_once(config.hydra.get("launcher"))
         self.parent_run_id = runs.start_sweep(
-            experiment_id, self.sweep_id, str(config.hydra.sweep.dir), planned,
+            experiment_id, self.sweep_id, str(config.hydra.sweep.dir), planned, at_once,
             f"{planned or 'sweeper-defined'} jobs; overrides: {overrides}")
+        self.parent_open = True
         atexit.register(self._end_if_interrupted)
-        log.info(f"Sweep {self.sweep_id}: {planned or 'sweeper-defined'} jobs, "
+        log.info(f"Sweep {self.sweep_id}: {planned or 'sweeper-defined'} jobs, {at_once} at a time, "
                  f"experiment '{self.experiment_name}' in {self.tracking_uri}")
+        self.progress = SweepProgress(self.parent_run_id, planned).start()
 
     def on_multirun_end(self, config, **kwargs):
+        termination.check()  # a signal while the jobs ran: the parent ends KILLED (atexit), not FINISHED
         try:
             jobs = self._close_sweep()
         except Exception as exc:  # Hydra would only warn
@@ -82,11 +95,12 @@ class SweepTracking(Callback):
 
     def _close_sweep(self):
         """End the parent run with its jobs' counts; log the summary; returns the jobs."""
+        self.progress.stop()
         jobs = runs.sweep_jobs(self.parent_run_id)
         counts = jobs["status"].value_counts().to_dict()
         failed = jobs[jobs["status"] != "FINISHED"]
         runs.end_sweep(self.parent_run_id, "FINISHED" if failed.empty else "FAILED", counts)
-        self.parent_run_id = None
+        self.parent_open = False
 
         log.info(f"Sweep {self.sweep_id} done: {len(jobs)} runs, "
                  + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
@@ -98,7 +112,9 @@ class SweepTracking(Callback):
         from pipeline.report import ReportError, write_report
 
         try:
+            start = time.perf_counter()
             out_dir = write_report(self.tracking_uri, self.experiment_name, self.sweep_id, config.report.out_dir)
+            runs.log_report_time(self.parent_run_id, time.perf_counter() - start)
             log.info(f"Report: {out_dir}")
         except Exception as exc:  # the runs are safe in MLflow; the report can be regenerated
             if not isinstance(exc, ReportError):
@@ -106,6 +122,9 @@ class SweepTracking(Callback):
             log.error(f"report not written: {failure.one_line(exc)} (regenerate with: python -m pipeline.report)")
 
     def _end_if_interrupted(self):
-        if self.parent_run_id is not None:
+        if self.progress is not None:
+            self.progress.stop(report=False)
+        if self.parent_open:
+            runs.end_orphaned_jobs(self.parent_run_id, "terminated by a signal (its process ended first)")
             runs.end_sweep(self.parent_run_id, "KILLED", {})
-            self.parent_run_id = None
+            self.parent_open = False

@@ -6,8 +6,14 @@ reports an ordinary error, the job is recorded with the wrong reason and the
 signal is lost. So the handler only records the signal, and raises at once
 only inside ``interruptible()`` (pure computation); elsewhere ``check()``
 raises it at the next safe point.
+
+A launching process whose jobs run in worker processes (the joblib
+launcher) forwards the signal to them: each worker ends its job's run
+KILLED, and the launcher's wait ends with the worker's SystemExit.
 """
 
+import multiprocessing
+import os
 import signal
 from contextlib import contextmanager
 
@@ -28,6 +34,11 @@ class Termination:
 
     def _handle(self, signum, frame):
         self.signum = signum
+        for worker in multiprocessing.active_children():  # the jobs running in workers end too
+            try:
+                os.kill(worker.pid, signum)
+            except ProcessLookupError:
+                pass
         if self._interruptible:
             self.check()
 

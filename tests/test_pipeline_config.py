@@ -32,7 +32,9 @@ def test_default_sweep_grid_is_declared_in_config():
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", return_hydra_config=True)
     assert dict(cfg.hydra.sweeper.params) == {"model.activation": "sigmoid,relu,tanh",
-                                              "model.hidden_neurons": "32,64,128,256"}
+                                              "model.hidden_neurons": "256,128,64,32"}
+    # Widest first, as the outer axis: the longest jobs start first and parallel workers end together.
+    assert list(cfg.hydra.sweeper.params)[0] == "model.hidden_neurons"
 
 
 @pytest.mark.parametrize("override, message", [

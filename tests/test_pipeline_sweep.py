@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import mlflow
 import numpy as np
@@ -18,6 +17,7 @@ EPOCH_METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "ep
 
 
 def test_default_grid_sweep(home, mnist_dir, tmp_path):
+    """The default grid, parallel, against a store elsewhere: artifacts go beside that store."""
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
     checkout_before = sorted(p.name for p in REPO.iterdir())
     result = run_pipeline(home, "-m", "dataset=mnist", f"dataset.dir={mnist_dir}", "train.epochs=2",
@@ -46,6 +46,7 @@ def test_default_grid_sweep(home, mnist_dir, tmp_path):
     first = jobs["run_id"].iloc[0]
     artifacts = {a.path for a in client.list_artifacts(first)}
     assert {"config.yaml", "loss_curve.png", "confusion_matrix.png", "confusion_matrix.csv"} <= artifacts
+    assert (tmp_path / "store" / "mlartifacts").is_dir() and not (home / "mlartifacts").exists()
     tags = client.get_run(first).data.tags
     assert {"dataset_hash", "hostname", "numpy", "blas"} <= set(tags)
     # Hydra's outputs went under FNN_SWEEP_HOME, nothing into the checkout.
@@ -145,15 +146,18 @@ def test_sigterm_ends_the_run_killed_not_running(home):
     assert runs["tags.failure_reason"].iloc[0] == "terminated by a signal"
 
 
-def test_sigterm_ends_a_sweep_cleanly(home):
+@pytest.mark.parametrize("launcher, expected_jobs", [
+    ([], 2),  # parallel: both jobs were training, both end KILLED
+    (["hydra/launcher=basic"], 1),  # sequential: the second job never starts
+])
+def test_sigterm_ends_a_sweep_cleanly(home, launcher, expected_jobs):
     returncode, stderr = _terminate_during_training(home, "-m", "model.activation=relu,tanh",
-                                                    "model.hidden_neurons=16")
+                                                    "model.hidden_neurons=16", "verbose=true", *launcher)
     runs = mlflow_runs(home)
     evidence = f"exit {returncode}, runs {runs[['tags.mlflow.runName', 'status']].values.tolist()}, {stderr[-2000:]}"
     assert returncode == 128 + signal.SIGTERM, evidence
-    # The parent and the running job end KILLED; the second job never starts.
-    assert sorted(zip(runs["tags.fnn_sweep.role"], runs["status"])) == [("job", "KILLED"), ("sweep", "KILLED")], \
-        evidence
+    assert sorted(zip(runs["tags.fnn_sweep.role"], runs["status"])) == \
+        [("job", "KILLED")] * expected_jobs + [("sweep", "KILLED")], evidence
     assert "database is locked" not in stderr
 
 
@@ -191,3 +195,27 @@ def test_sweep_against_an_mlflow_server_over_http(home, mlflow_server_url):
     assert len(jobs) == 2 and set(jobs["status"]) == {"FINISHED"}
     assert {"config.yaml", "loss_curve.png"} <= {a.path for a in MlflowClient().list_artifacts(jobs["run_id"].iloc[0])}
     assert not (home / "mlflow.db").exists()  # nothing went to the local default store
+    assert not (home / "mlartifacts").exists()  # the server keeps the artifacts, not the client's disk
+    stored = {p.name for p in (mlflow_server_url.artifacts).rglob("*") if p.is_file()}
+    assert {"config.yaml", "loss_curve.png", "confusion_matrix.csv"} <= stored
+
+
+def test_reused_workers_leak_nothing_between_jobs(home):
+    """8 jobs on 2 worker processes: each run has its own params, data, parent and one BLAS thread."""
+    stray = {"MLFLOW_RUN_ID": "0" * 32}  # must never be reopened or nested under
+    result = run_pipeline(home, "-m", "dataset=digits", "dataset.standardize=true,false", "model.activation=relu,tanh",
+                          "model.hidden_neurons=8,16", "train.epochs=1", "hydra.launcher.n_jobs=2", *FAST, env=stray)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = mlflow_runs(home)
+    parent = runs[runs["tags.fnn_sweep.role"] == "sweep"]
+    jobs = jobs_of(runs)
+    assert len(jobs) == 8 and set(jobs["status"]) == {"FINISHED"}
+    assert set(jobs["tags.mlflow.parentRunId"]) == {parent["run_id"].item()}
+    cells = set(zip(jobs["params.dataset.standardize"], jobs["params.activation"], jobs["params.hidden_neurons"]))
+    assert len(cells) == 8  # every job logged its own params
+    # The cached dataset follows each job's config: one data hash per standardize value.
+    hashes = jobs.groupby("params.dataset.standardize")["tags.dataset_hash"].agg(set)
+    assert all(len(h) == 1 for h in hashes) and hashes["True"] != hashes["False"]
+    assert len(set(jobs["tags.pid"])) <= 2  # the workers were reused: 8 jobs, at most 2 processes
+    assert set(jobs["params.compute.blas_threads"]) == {str(max(1, len(os.sched_getaffinity(0)) // 2))}
+    assert result.stdout.count("[8/8] ") == 1  # one progress line per finished job

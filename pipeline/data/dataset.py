@@ -7,6 +7,7 @@ line that says what to do.
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -42,6 +43,10 @@ class Dataset:
 
     def content_hash(self):
         """SHA-256 (first 16 hex digits) over every array, so runs on the same data can be matched."""
+        return self._content_hash
+
+    @cached_property
+    def _content_hash(self):  # a few hundred MB to hash: once per loaded dataset
         digest = hashlib.sha256()
         for array in (self.X_train, self.y_train, self.X_val, self.y_val, self.X_test, self.y_test):
             digest.update(np.ascontiguousarray(array).tobytes())

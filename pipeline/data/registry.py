@@ -7,13 +7,13 @@ import numpy as np
 
 from pipeline.data.download import default_cache_dir, locate_idx_dir
 from pipeline.data.errors import DataError
-from pipeline.data.idx import load_idx_arrays
+from pipeline.data.decoded import decoded_idx_arrays
 
 
 def _idx_dataset(name):
     def load(cfg, seed, cache_dir):
         directory = locate_idx_dir(name, cfg.get("dir"), cache_dir)
-        return ("multiclass", 10, *load_idx_arrays(directory), str(directory))
+        return ("multiclass", 10, *decoded_idx_arrays(directory, cache_dir or default_cache_dir()), str(directory))
     return load
 
 

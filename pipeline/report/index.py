@@ -15,7 +15,8 @@ from pipeline.tracking import layout
 SETTINGS = (("dataset", "dataset.name"), ("epochs", "train.epochs"), ("batch size", "train.batch_size"),
             ("optimizer", "optimizer.name"), ("learning rate", layout.LR), ("momentum", "optimizer.momentum"),
             ("init", "model.init"), ("hidden layers", "model.hidden_layers"),
-            ("validation fraction", "train.val_fraction"), ("seeds", layout.SEED))
+            ("validation fraction", "train.val_fraction"), ("seeds", layout.SEED),
+            ("BLAS threads per job", layout.BLAS_THREADS))
 
 
 def write_report(tracking_uri, experiment_name, sweep_id, out_dir):
@@ -93,7 +94,11 @@ def _index(jobs, frame, selection, axes, sections, missing_cells):
         links = f"[CSV]({spec.stem}.csv) · [Markdown]({spec.stem}.md) · [LaTeX]({spec.stem}.tex)"
         if comparison is not None:
             links += f" · [vs published CSV]({spec.stem}_vs_published.csv)"
-        lines += ["", f"## {spec.label}", "", links + ". Bold: best in the row.", "", md]
+        lines += ["", f"## {spec.label}", "", links + ". Bold: best in the row.", ""]
+        if spec.metric == layout.TRAINING_TIME:
+            lines += [f"Seconds inside fit (logging excluded), with {_values(jobs, layout.BLAS_THREADS)} BLAS "
+                      "thread(s) per job.", ""]
+        lines += [md]
         if comparison is None:
             continue
         lines += [f"### {spec.label}: ours vs the published study (MNIST, 60k/10k, SGD lr 0.1)", "",

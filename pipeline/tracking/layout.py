@@ -39,7 +39,11 @@ EPOCH_METRICS = {  # fnn_core history key -> metric name, one point per epoch (s
 TRAINING_TIME = "training_time_s"  # seconds inside fit, logging excluded
 EPOCHS_RUN = "epochs_run"
 TEST_ACCURACY, TEST_MSE = "test_accuracy", "test_mse"
-SWEEP_PLANNED = "n_jobs"  # parent run: jobs the sweeper will launch (a grid's size)
+SWEEP_PLANNED = "jobs_planned"  # parent run: jobs the sweeper will launch (a grid's size)
+SWEEP_JOBS_AT_ONCE = "jobs_at_once"  # parent run: jobs the launcher runs at once on one machine
+SWEEP_REPORT_TIME = "report_s"  # parent run: seconds to write the sweep's report
+# Where a job's time goes besides training, in seconds (the sweep benchmark reads them).
+PHASE_METRICS = {"data": "time_data_s", "artifacts": "time_artifacts_s", "model": "time_model_s"}
 
 
 def test_metric(name):
@@ -64,7 +68,8 @@ TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TAG_FAILURE = "failure_reason"
 TAG_STOP_REASON = "stop_reason"
 TAG_DATASET, TAG_DATASET_HASH, TAG_DATASET_SOURCE = "dataset", "dataset_hash", "dataset_source"
-ENVIRONMENT_TAGS = ("hostname", "python", "numpy", "cpu", "cpu_count", "blas")  # in runs.environment_tags' order
+ENVIRONMENT_TAGS = ("hostname", "pid", "python", "numpy", "cpu", "cpu_count", "blas")  # runs.environment_tags' order
+BLAS_THREADS = "compute.blas_threads"  # param: the BLAS threads a job used
 CHOICE_TAG_PREFIX = "choice."  # Hydra's group choices: choice.optimizer = sgd
 
 # ---- artifacts ----

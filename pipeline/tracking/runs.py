@@ -32,18 +32,22 @@ class Sweep:
     run_id: str
     sweep_id: str
     planned_jobs: int | None  # None when the sweeper decides as it goes
+    jobs_at_once: int = 1  # on one machine, as the launcher runs them
 
 
 # ---- sweeps (parent runs) ----
 
-def start_sweep(experiment_id, sweep_id, sweep_dir, planned_jobs, description):
+def start_sweep(experiment_id, sweep_id, sweep_dir, planned_jobs, jobs_at_once, description):
     """Create the parent run of a sweep; returns its run id."""
     client = MlflowClient()
     run = client.create_run(experiment_id, run_name=sweep_id, tags={
         layout.TAG_ROLE: layout.ROLE_SWEEP, layout.TAG_SWEEP_ID: sweep_id,
         layout.TAG_SWEEP_DIR: str(sweep_dir), layout.TAG_NOTE: description})
+    counts = {layout.SWEEP_JOBS_AT_ONCE: jobs_at_once}
     if planned_jobs is not None:
-        client.log_metric(run.info.run_id, layout.SWEEP_PLANNED, planned_jobs)
+        counts[layout.SWEEP_PLANNED] = planned_jobs
+    now = int(time.time() * 1000)
+    client.log_batch(run.info.run_id, metrics=[mlflow.entities.Metric(k, float(v), now, 0) for k, v in counts.items()])
     return run.info.run_id
 
 
@@ -56,7 +60,8 @@ def find_sweep(experiment_id, sweep_dir):
         if parent.data.tags.get(layout.TAG_SWEEP_DIR) == str(sweep_dir):
             planned = parent.data.metrics.get(layout.SWEEP_PLANNED)
             return Sweep(parent.info.run_id, parent.data.tags[layout.TAG_SWEEP_ID],
-                         None if planned is None else int(planned))
+                         None if planned is None else int(planned),
+                         int(parent.data.metrics.get(layout.SWEEP_JOBS_AT_ONCE, 1)))
     return None
 
 
@@ -65,6 +70,37 @@ def sweep_jobs(parent_run_id):
     parent = MlflowClient().get_run(parent_run_id)
     return layout.read_runs([parent.info.experiment_id],
                             filter_string=layout.tag_is(layout.TAG_PARENT, parent_run_id))
+
+
+def end_orphaned_jobs(parent_run_id, reason, grace_s=10.0):
+    """End KILLED the sweep's job runs left RUNNING by a process of this host that is gone.
+
+    Live processes get ``grace_s`` seconds to end their own runs first. Returns the runs ended.
+    """
+    host, deadline = socket.gethostname(), time.monotonic() + grace_s
+    while True:
+        jobs = sweep_jobs(parent_run_id)
+        running = jobs[(jobs["status"] == "RUNNING") & (jobs["hostname"] == host)]
+        alive = [job for job in running.itertuples() if _process_alive(job.pid)]
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    ended = [job.run_id for job in running.itertuples() if not _process_alive(job.pid)]
+    client = MlflowClient()
+    for run_id in ended:
+        client.set_tag(run_id, layout.TAG_FAILURE, reason)
+        client.set_terminated(run_id, "KILLED")
+    return ended
+
+
+def _process_alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, TypeError, ValueError):
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def end_sweep(run_id, status, counts):
@@ -104,9 +140,9 @@ def job_run(experiment_id, run_name, resolved_config, sweep=None, choices=None):
 
 
 def environment_tags():
-    """Where and with what the job ran: host, Python, NumPy, CPU, BLAS, git commit."""
-    tags = dict(zip(layout.ENVIRONMENT_TAGS, (socket.gethostname(), platform.python_version(), np.__version__,
-                                              cpu_model(), str(os.cpu_count()), blas_info())))
+    """Where and with what the job ran: host, process, Python, NumPy, CPU, BLAS, git commit."""
+    tags = dict(zip(layout.ENVIRONMENT_TAGS, (socket.gethostname(), str(os.getpid()), platform.python_version(),
+                                              np.__version__, cpu_model(), str(os.cpu_count()), blas_info())))
     # MLflow tags the commit of the entry point's file, which a worker process does not have.
     commit = get_git_commit(PROJECT_DIR)
     if commit:
@@ -125,6 +161,15 @@ def log_results(training_time, epochs_run, test_metrics, stop_reason=None):
                         **{layout.test_metric(k): v for k, v in test_metrics.items()}})
     if stop_reason:
         mlflow.set_tag(layout.TAG_STOP_REASON, stop_reason)
+
+
+def log_phases(seconds):
+    """{"data": 0.4, "artifacts": 0.2, "model": 1.1} -> one metric per phase."""
+    mlflow.log_metrics({layout.PHASE_METRICS[phase]: value for phase, value in seconds.items()})
+
+
+def log_report_time(parent_run_id, seconds):
+    MlflowClient().log_metric(parent_run_id, layout.SWEEP_REPORT_TIME, seconds)
 
 
 def log_dataset(data):

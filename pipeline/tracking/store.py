@@ -1,10 +1,15 @@
 """The tracking store: its URI, the experiment, and how a user browses it."""
 
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
 import mlflow
+from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from pipeline.failure import InputError
 
 
 def absolute_tracking_uri(uri):
@@ -42,10 +47,17 @@ def prepare_experiment(mlflow_cfg):
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
-    location = mlflow_cfg.artifact_location
-    if location and not urlparse(location).scheme:
-        location = Path(location).expanduser().resolve().as_uri()
-    return client.create_experiment(mlflow_cfg.experiment_name, artifact_location=location)
+    return client.create_experiment(mlflow_cfg.experiment_name,
+                                    artifact_location=artifact_location(uri, mlflow_cfg.artifact_location))
+
+
+def artifact_location(tracking_uri, configured):
+    """Where a new experiment's artifacts go: ``configured``; else beside a SQLite file; else None,
+    so that a tracking server uses its own artifact store and no client writes to its own disk."""
+    if configured:
+        return configured if urlparse(configured).scheme else Path(configured).expanduser().resolve().as_uri()
+    path = sqlite_path(tracking_uri)
+    return (path.parent / "mlartifacts").as_uri() if path is not None else None
 
 
 def find_experiment(tracking_uri, experiment_name):
@@ -59,3 +71,49 @@ def ui_command(tracking_uri):
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
     return f"mlflow ui --backend-store-uri {uri}"
+
+
+class StoreError(InputError):
+    """The tracking store cannot be reached or used; the message names it and says what to do."""
+
+
+PROBE_SECONDS = 5  # one try, no retries: MLflow's own retries take minutes on a dead server
+
+
+def probe(tracking_uri):
+    """Fail fast, in one line, when a tracking server does not answer or refuses our credentials.
+
+    Credentials come from MLflow's own sources (MLFLOW_TRACKING_USERNAME and
+    MLFLOW_TRACKING_PASSWORD, or ~/.mlflow/credentials), never from the config.
+    """
+    uri = absolute_tracking_uri(tracking_uri)
+    if not uri.startswith(("http://", "https://")):
+        return
+    with _single_quick_request():
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+        except MlflowException as exc:
+            raise StoreError(_server_problem(uri, str(exc))) from None
+
+
+@contextmanager
+def _single_quick_request():
+    """MLflow's HTTP settings for this process: one try, a short timeout; restored afterwards."""
+    settings = {MLFLOW_HTTP_REQUEST_MAX_RETRIES: 0, MLFLOW_HTTP_REQUEST_TIMEOUT: PROBE_SECONDS}
+    saved = {variable: variable.get_raw() for variable in settings}
+    for variable, value in settings.items():
+        variable.set(value)
+    try:
+        yield
+    finally:
+        for variable, value in saved.items():
+            variable.unset() if value is None else variable.set(value)
+
+
+def _server_problem(uri, message):
+    if "401" in message:
+        return (f"the tracking server {uri} refused the credentials (HTTP 401): set MLFLOW_TRACKING_USERNAME "
+                "and MLFLOW_TRACKING_PASSWORD, or put them in ~/.mlflow/credentials")
+    if "403" in message:
+        return f"the tracking server {uri} does not let this user write (HTTP 403): ask its admin for EDIT rights"
+    return f"no tracking server answers at {uri} within {PROBE_SECONDS} s: start it, or fix mlflow.tracking_uri"

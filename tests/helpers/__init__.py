@@ -71,18 +71,74 @@ def stop(process, seconds=30):
         process.wait(timeout=seconds)
 
 
+class ServerURL(str):
+    """A server's URL that also knows where the server keeps its artifacts."""
+
+    artifacts: Path
+
+
 @contextmanager
-def mlflow_server(directory, *extra_args):
-    """A real `mlflow server` on 127.0.0.1 with a SQLite store in ``directory``; yields its URL."""
+def mlflow_server(directory, *extra_args, backend_store_uri=None, env=None):
+    """A real `mlflow server` on 127.0.0.1 (SQLite store in ``directory`` unless given); yields its URL."""
     port = free_port()
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    artifacts = Path(directory) / "server-artifacts"
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{directory}/server.db", "--artifacts-destination",
-         str(Path(directory) / "server-artifacts"), "--workers", "1", *extra_args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+         "--backend-store-uri", backend_store_uri or f"sqlite:///{directory}/server.db",
+         "--artifacts-destination", str(artifacts), "--workers", "1", *extra_args],
+        stdout=subprocess.DEVNULL, stderr=open(Path(directory) / "server.log", "w"), start_new_session=True,
+        env={**os.environ, **(env or {})})
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.artifacts = artifacts
     try:
         wait_for_http(f"{url}/health", server, seconds=120)
         yield url
     finally:
         stop(server)
+
+
+def postgres_bindir():
+    """Debian's PostgreSQL server binaries (package postgresql), or None."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else None
+
+
+@contextmanager
+def postgres_server():
+    """A throw-away PostgreSQL cluster on 127.0.0.1; yields a postgresql:// URI of a fresh database.
+
+    As root it runs as the postgres user (initdb refuses root), in a directory of its own: pytest's
+    temporary directories are private to root.
+    """
+    import shutil
+    import tempfile
+
+    bindir = postgres_bindir()
+    directory = Path(tempfile.mkdtemp(prefix="fnn-sweep-postgres-"))
+    data, sockets = directory / "pgdata", directory / "pgsock"
+    sockets.mkdir()
+    as_user = []
+    if os.geteuid() == 0:
+        as_user = ["runuser", "-u", "postgres", "--"]
+        for path in (directory, sockets):
+            shutil.chown(path, "postgres", "postgres")
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "fnn", "-E", "UTF8"],
+                   check=True, capture_output=True, timeout=120)
+    port = free_port()
+    server = subprocess.Popen([*as_user, str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",
+                               "-p", str(port), "-k", str(sockets)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                             capture_output=True).returncode != 0:
+            if server.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"postgres did not start (exit {server.poll()})")
+            time.sleep(0.3)
+        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "fnn", "mlflow"],
+                       check=True, capture_output=True, timeout=60)
+        yield f"postgresql://fnn@127.0.0.1:{port}/mlflow"
+    finally:
+        stop(server)
+        shutil.rmtree(directory, ignore_errors=True)

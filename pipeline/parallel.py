@@ -1,0 +1,52 @@
+"""How many jobs run at once on this machine, and how many BLAS threads each job gets.
+
+On a machine with C usable cores, C jobs with one BLAS thread each train as
+fast per job as one job with C threads: parallel jobs multiply throughput.
+"""
+
+import os
+from contextlib import contextmanager
+
+from omegaconf import OmegaConf
+from threadpoolctl import threadpool_limits
+
+from pipeline.grid import is_grid_sweeper, job_overrides
+
+
+def usable_cores():
+    """The cores this process may run on (a container's or a SLURM job's share, not the machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def worker_count(_root_):
+    """``hydra.launcher.n_jobs`` of the parallel launcher: min(usable cores, the grid's jobs)."""
+    hydra = _root_.hydra
+    cores = usable_cores()
+    if not is_grid_sweeper(hydra.sweeper):
+        return cores
+    return max(1, min(cores, len(job_overrides(hydra.sweeper.get("params"), hydra.overrides.task))))
+
+
+# Resolve it only in the launching process: a job's own overrides hold single values (a grid of one).
+# The sweep callback records the launcher's value on the parent run, where jobs read it.
+OmegaConf.register_new_resolver("fnn_sweep_workers", worker_count, replace=True)
+
+
+def jobs_at_once(launcher_config):
+    """How many jobs the configured launcher runs at once on this machine (1 for one-by-one launchers)."""
+    n_jobs = launcher_config.get("n_jobs", 1) if launcher_config is not None else 1
+    return usable_cores() if n_jobs == -1 else max(1, int(n_jobs or 1))
+
+
+def blas_threads(configured, jobs_at_once):
+    """``configured`` when set, else the usable cores shared among the jobs running at once (at least 1)."""
+    return configured or max(1, usable_cores() // max(1, jobs_at_once))
+
+
+@contextmanager
+def limited_blas(threads):
+    """NumPy's BLAS uses ``threads`` threads inside the block, whatever the launcher set."""
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield

@@ -1,0 +1,92 @@
+"""A sweep's progress, read from the store: one line per finished job and, now and then, a sweep line.
+
+It runs in the launching process and reads only the tracking store, so it
+reports jobs the same whether they run in this process, in worker processes
+or on other machines, and their output never interleaves.
+"""
+
+import logging
+import threading
+import time
+
+from pipeline import failure
+from pipeline.tracking import layout, runs
+
+log = logging.getLogger("pipeline")
+ENDED = ("FINISHED", "FAILED", "KILLED")
+
+
+def job_line(done, planned, job):
+    """'[3/12] relu-128  test accuracy 93.52%  training 1.2 s' or '[4/12] tanh-32  FAILED: reason'."""
+    head = f"[{done}/{planned or '?'}] {job.run_name}"
+    if job.status != "FINISHED":
+        return f"{head}  {job.status}: {job.failure_reason or 'no reason recorded'}"
+    if _present(job, layout.TEST_ACCURACY):
+        quality = f"test accuracy {getattr(job, layout.TEST_ACCURACY):.2%}"
+    elif _present(job, layout.TEST_MSE):
+        quality = f"test mse {getattr(job, layout.TEST_MSE):.4f}"
+    else:
+        quality = "no test metric"
+    return f"{head}  {quality}  training {getattr(job, layout.TRAINING_TIME, float('nan')):.1f} s"
+
+
+def _present(job, metric):
+    value = getattr(job, metric, None)
+    return value is not None and value == value  # not NaN
+
+
+def sweep_line(done, failed, running, planned, elapsed):
+    """'sweep: 5/12 done (1 failed), 2 running, 41 s elapsed, about 57 s left'."""
+    text = f"sweep: {done}/{planned or '?'} done"
+    text += f" ({failed} failed)" if failed else ""
+    text += f", {running} running, {elapsed:.0f} s elapsed"
+    if planned and 0 < done < planned:  # throughput so far, whatever the parallelism
+        text += f", about {elapsed / done * (planned - done):.0f} s left"
+    return text
+
+
+class SweepProgress:
+    """Polls the sweep's job runs every ``poll_s`` seconds in a daemon thread; a sweep line every ``summary_s``."""
+
+    def __init__(self, parent_run_id, planned, poll_s=1.0, summary_s=10.0):
+        self.parent_run_id, self.planned = parent_run_id, planned
+        self.poll_s, self.summary_s = poll_s, summary_s
+        self.reported = set()
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="sweep-progress", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self, report=True):
+        """Stop polling and (``report``) print what ended since the last poll."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        if report:
+            self.poll()
+
+    def _watch(self):
+        last_summary = time.monotonic()
+        while not self._stop.wait(self.poll_s):
+            try:
+                counts = self.poll()
+            except Exception as exc:  # a busy store: try again at the next poll, never break the sweep
+                log.debug(f"progress: {failure.one_line(exc)}")
+                continue
+            if time.monotonic() - last_summary >= self.summary_s and counts is not None:
+                log.info(sweep_line(*counts, self.planned, time.monotonic() - self.started))
+                last_summary = time.monotonic()
+
+    def poll(self):
+        """Print a line for each job that ended since the last poll; returns (done, failed, running)."""
+        jobs = runs.sweep_jobs(self.parent_run_id)
+        ended = jobs[jobs["status"].isin(ENDED)].sort_values("end_time", kind="stable")
+        for job in ended.itertuples():
+            if job.run_id not in self.reported:
+                self.reported.add(job.run_id)
+                log.info(job_line(len(self.reported), self.planned, job))
+        failed = int((ended["status"] != "FINISHED").sum())
+        return len(ended), failed, int((jobs["status"] == "RUNNING").sum())

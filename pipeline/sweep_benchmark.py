@@ -1,0 +1,120 @@
+"""`python -m pipeline.sweep_benchmark`: the default grid end to end, and where its wall time goes.
+
+Runs the real command, ``python -m pipeline -m`` (3 activations x 4 widths,
+10 epochs, tracking, models and report included), into a fresh store for
+each launcher asked for, reads the runs back and writes
+``reports/sweep_benchmark.md``:
+
+    python -m pipeline.sweep_benchmark                        # parallel (default) and sequential
+    python -m pipeline.sweep_benchmark --launchers parallel --epochs 2
+
+It uses the full Fashion-MNIST when Debian's ``dataset-fashion-mnist`` is
+installed, else MNIST (``--dataset``, ``--data-dir``).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import mlflow
+
+from pipeline.data.download import IDX_SOURCES
+from pipeline.data.idx import IDX_FILES
+from pipeline.machine import machine_summary
+from pipeline.parallel import usable_cores
+from pipeline.tracking import layout, store
+
+LAUNCHERS = {"parallel": [], "sequential": ["hydra/launcher=basic"]}
+
+
+def default_dataset():
+    installed = any(all((Path(d) / f).is_file() for f in IDX_FILES.values())
+                    for d in IDX_SOURCES["fashion_mnist"].system_dirs)
+    return "fashion_mnist" if installed else "mnist"
+
+
+def run_sweep(home, dataset, data_dir, epochs, launcher_overrides, extra):
+    """Run the sweep in ``home``; returns (wall seconds, command start as epoch seconds, its output)."""
+    command = [sys.executable, "-m", "pipeline", "-m", f"dataset={dataset}", f"train.epochs={epochs}",
+               *([f"dataset.dir={data_dir}"] if data_dir else []), *launcher_overrides, *extra]
+    env = {**os.environ, "FNN_SWEEP_HOME": str(home)}
+    started, clock = time.time(), time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - clock
+    if result.returncode != 0:
+        sys.exit(f"error: the sweep failed (exit {result.returncode}): {result.stderr.strip().splitlines()[-1:]}")
+    return wall, started
+
+
+def breakdown(home, wall, started):
+    """Where the wall time went, from the runs the sweep left in ``home``'s store."""
+    uri = store.absolute_tracking_uri(f"sqlite:///{home}/mlflow.db")
+    mlflow.set_tracking_uri(uri)
+    runs = layout.read_runs([store.find_experiment(uri, "fnn-sweep")])
+    jobs = runs[runs["role"] == layout.ROLE_JOB]
+    parent = runs[runs["role"] == layout.ROLE_SWEEP].iloc[0]
+    seconds = lambda column: jobs[column].fillna(0).sum() if column in jobs else 0.0  # noqa: E731
+    starts, ends = (jobs[column].map(lambda t: t.timestamp()) for column in ("start_time", "end_time"))
+    spans = ends - starts
+    training = jobs[layout.TRAINING_TIME]
+    phases = {phase: seconds(metric) for phase, metric in layout.PHASE_METRICS.items()}
+    workers = len(set(zip(jobs["hostname"], jobs["pid"])))  # processes that ran jobs
+    return {
+        "wall": wall, "jobs": len(jobs), "workers": workers,
+        "training sum": training.sum(), "training max": training.max(),
+        "start-up (command start to first job's run)": starts.min() - started,
+        "data loading in jobs (sum)": phases["data"],
+        "tracking in jobs: run, params, epoch metrics, results (sum)":
+            (spans - training).sum() - phases["artifacts"] - phases["model"],
+        "figures and confusion matrix (sum)": phases["artifacts"],
+        "model logging (sum)": phases["model"],
+        "report": float(parent.get(layout.SWEEP_REPORT_TIME, float("nan"))),
+        "after the last job (summary, report, exit)": started + wall - ends.max(),
+    }
+
+
+def markdown(results, dataset, epochs):
+    lines = ["# Sweep benchmark: the default grid end to end", "",
+             f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m pipeline.sweep_benchmark`.",
+             f"Dataset {dataset}, {epochs} epochs, 12 jobs (activation x width), tracking, models and report "
+             f"included. Machine: {machine_summary()}, {usable_cores()} usable cores.", "",
+             "| seconds | " + " | ".join(results) + " |", "| --- |" + " ---: |" * len(results)]
+    keys = list(next(iter(results.values())))
+    for key in keys:
+        cells = [f"{r[key]:.0f}" if key in ("jobs", "workers") else f"{r[key]:.1f}" for r in results.values()]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines += ["", "Sums add up over jobs that ran at once; with W workers the critical path is about sum / W.",
+              "The machine's load during the run changes every figure: compare rows within one run of this "
+              "command.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default=None, help="fashion_mnist when installed, else mnist")
+    parser.add_argument("--data-dir", default=None, help="dataset.dir for the sweep")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--launchers", nargs="+", default=list(LAUNCHERS), choices=list(LAUNCHERS))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "reports" / "sweep_benchmark.md"))
+    parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every sweep")
+    args = parser.parse_args(argv)
+    dataset = args.dataset or default_dataset()
+    results = {}
+    for name in args.launchers:
+        with tempfile.TemporaryDirectory(prefix="fnn-sweep-benchmark-") as home:
+            wall, started = run_sweep(home, dataset, args.data_dir, args.epochs, LAUNCHERS[name], args.overrides)
+            results[name] = breakdown(home, wall, started)
+        print(f"{name}: {wall:.1f} s wall, training {results[name]['training sum']:.1f} s summed", flush=True)
+    text = markdown(results, dataset, args.epochs)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The cluster path, for real: an MLflow server on PostgreSQL, MLflow's authentication, remote launchers."""
+
+import importlib.util
+import os
+import secrets
+import subprocess
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from helpers import FAST, jobs_of, mlflow_runs, mlflow_server, postgres_bindir, postgres_server, run_pipeline
+from pipeline.tracking import layout
+
+pytestmark = pytest.mark.slow  # servers and sweeps
+EPOCHS = 3
+SWEEP = ["dataset=digits", "model.activation=relu,tanh,sigmoid", "model.hidden_neurons=8,16", f"train.epochs={EPOCHS}",
+         "quiet=true", "report.after_sweep=false"]
+
+
+@pytest.fixture
+def postgres_uri():
+    if postgres_bindir() is None:
+        pytest.skip("PostgreSQL's server is not installed (Debian package postgresql; .ci/run installs it)")
+    if importlib.util.find_spec("psycopg") is None:
+        pytest.skip("psycopg2 is not installed: pip install -e '.[server]'")
+    with postgres_server() as uri:
+        yield uri
+
+
+def _client_disk_is_clean(home):
+    return not any((home / name).exists() for name in ("mlflow.db", "mlartifacts", "mlruns"))
+
+
+def test_parallel_sweep_against_a_server_on_postgresql(home, tmp_path, postgres_uri):
+    with mlflow_server(tmp_path / "server", backend_store_uri=postgres_uri) as url:
+        result = run_pipeline(home, "-m", *SWEEP, "hydra.launcher.n_jobs=2", f"mlflow.tracking_uri={url}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        client = MlflowClient(url)
+        experiment = client.get_experiment_by_name("fnn-sweep")
+        runs = client.search_runs([experiment.experiment_id])
+        jobs = [r for r in runs if r.data.tags.get(layout.TAG_ROLE) == layout.ROLE_JOB]
+        parent = [r for r in runs if r.data.tags.get(layout.TAG_ROLE) == layout.ROLE_SWEEP]
+        assert len(jobs) == 6 and len(parent) == 1
+        assert {r.info.status for r in runs} == {"FINISHED"}
+        assert {r.data.tags[layout.TAG_PARENT] for r in jobs} == {parent[0].info.run_id}
+        for run in jobs:
+            run_id = run.info.run_id
+            # Every param the job logged is its config, as the config artifact on the server says.
+            config = yaml.safe_load(client.download_artifacts(run_id, layout.ARTIFACT_CONFIG, str(tmp_path)) and
+                                    (tmp_path / layout.ARTIFACT_CONFIG).read_text())
+            expected = {k: str(v) for k, v in layout.job_params(config).items()}
+            assert run.data.params == expected
+            for metric in layout.EPOCH_METRICS.values():
+                if metric.startswith(("train_", "val_loss", "val_accuracy", "epoch_time")):
+                    assert [m.step for m in client.get_metric_history(run_id, metric)] == list(range(EPOCHS))
+            stored = {a.path for a in client.list_artifacts(run_id)}
+            assert {layout.ARTIFACT_CONFIG, layout.ARTIFACT_LOSS_CURVE, layout.ARTIFACT_CONFUSION_PNG,
+                    layout.ARTIFACT_CONFUSION_CSV} <= stored
+            assert (url.artifacts / experiment.experiment_id / run_id / "artifacts" / layout.ARTIFACT_CONFIG).is_file()
+            # MLflow 3 keeps a logged model as an entity of its own, in the server's store too.
+            models = client.search_logged_models([experiment.experiment_id],
+                                                 filter_string=f"source_run_id = '{run_id}'")
+            assert [m.name for m in models] == [layout.ARTIFACT_MODEL]
+            assert (url.artifacts / experiment.experiment_id / "models" / models[0].model_id / "artifacts"
+                    / "MLmodel").is_file()
+    # The runs are rows in PostgreSQL, not in a file of the client's.
+    rows = subprocess.run([str(postgres_bindir() / "psql"), postgres_uri, "-tAc", "select count(*) from runs"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert rows == "7"
+    assert _client_disk_is_clean(home)
+
+
+@pytest.fixture
+def auth_server(tmp_path):
+    """An `mlflow server --app-name basic-auth` whose admin is fnn with a random password."""
+    password = secrets.token_urlsafe(16)
+    ini = tmp_path / "basic_auth.ini"
+    ini.write_text("[mlflow]\ndefault_permission = READ\n"
+                   f"database_uri = sqlite:///{tmp_path}/auth.db\nadmin_username = fnn\nadmin_password = {password}\n"
+                   "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
+    with mlflow_server(tmp_path / "server", "--app-name", "basic-auth", env=env) as url:
+        yield url, password
+
+
+@pytest.mark.parametrize("credentials, accepted", [
+    ("right", True), ("none", False), ("wrong", False)])
+def test_a_shared_server_lets_in_only_valid_credentials(home, auth_server, credentials, accepted, monkeypatch):
+    url, password = auth_server
+    env = {"none": {}, "right": {"MLFLOW_TRACKING_USERNAME": "fnn", "MLFLOW_TRACKING_PASSWORD": password},
+           "wrong": {"MLFLOW_TRACKING_USERNAME": "fnn", "MLFLOW_TRACKING_PASSWORD": "not-" + password}}[credentials]
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    result = run_pipeline(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=8",
+                          "train.epochs=1", *FAST, "report.after_sweep=false", f"mlflow.tracking_uri={url}", env=env)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "fnn")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    experiment = MlflowClient(url).get_experiment_by_name("fnn-sweep")
+    runs = MlflowClient(url).search_runs([experiment.experiment_id]) if experiment else []
+    if accepted:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+        assert not any(password in str(r.data.params) for r in runs)  # credentials never land in params
+    else:
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            f"error: the tracking server {url} refused the credentials (HTTP 401): set MLFLOW_TRACKING_USERNAME "
+            "and MLFLOW_TRACKING_PASSWORD, or put them in ~/.mlflow/credentials"]
+        assert runs == []  # stopped before training: no run
+    assert _client_disk_is_clean(home)
+
+
+def _two_jobs_nested_in_mlflow(home, launcher):
+    """A 2-job sweep through ``launcher``: both runs FINISHED under one parent; returns the job runs."""
+    result = run_pipeline(home, "-m", f"hydra/launcher={launcher}", "dataset=digits", "model.activation=relu,tanh",
+                          "model.hidden_neurons=8", "train.epochs=1", *FAST, "report.after_sweep=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = mlflow_runs(home)
+    jobs = jobs_of(runs)
+    assert len(jobs) == 2 and set(jobs["status"]) == {"FINISHED"}
+    assert set(jobs["tags.mlflow.parentRunId"]) == {runs[runs["tags.fnn_sweep.role"] == "sweep"]["run_id"].item()}
+    return jobs
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+                    reason="hydra-submitit-launcher is not installed: pip install -e '.[slurm]'")
+def test_submitit_local_launcher_runs_jobs_that_nest_in_mlflow(home):
+    jobs = _two_jobs_nested_in_mlflow(home, "submitit_local")
+    assert len(set(jobs["tags.pid"]) | {str(os.getpid())}) == 3  # each job in a process of its own
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
+                    reason="hydra-ray-launcher is not installed: pip install -e '.[ray]' (see README: Scaling out)")
+def test_ray_launcher_runs_jobs_that_nest_in_mlflow(home):
+    _two_jobs_nested_in_mlflow(home, "ray")
