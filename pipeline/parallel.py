@@ -35,14 +35,45 @@ OmegaConf.register_new_resolver("fnn_sweep_workers", worker_count, replace=True)
 
 
 def jobs_at_once(launcher_config):
-    """How many jobs the configured launcher runs at once on this machine (1 for one-by-one launchers)."""
-    n_jobs = launcher_config.get("n_jobs", 1) if launcher_config is not None else 1
+    """How many jobs the configured launcher runs at once on one machine.
+
+    joblib: ``n_jobs`` (-1: one per core). Ray: as many as the machine has CPUs for, ``num_cpus``
+    (default 1) each. Others (basic, submitit) run one job per process or allocation: 1.
+    """
+    if launcher_config is None:
+        return 1
+    if "ray" in launcher_config:
+        remote = launcher_config.ray.get("remote") or {}
+        return max(1, usable_cores() // int(remote.get("num_cpus") or 1))
+    n_jobs = launcher_config.get("n_jobs", 1)
     return usable_cores() if n_jobs == -1 else max(1, int(n_jobs or 1))
 
 
 def blas_threads(configured, jobs_at_once):
     """``configured`` when set, else the usable cores shared among the jobs running at once (at least 1)."""
     return configured or max(1, usable_cores() // max(1, jobs_at_once))
+
+
+def start_workers(launcher_config):
+    """Start a joblib launcher's worker processes now, importing the job's code, so that their start-up
+    overlaps the sweep's pre-flight checks. Returns a handle to keep until the sweep ends (None if the
+    launcher has no local workers). The launcher's own Parallel reuses the same loky executor."""
+    if launcher_config is None or "n_jobs" not in launcher_config or "ray" in launcher_config:
+        return None
+    from joblib import Parallel, delayed
+
+    settings = {k: v for k, v in OmegaConf.to_container(launcher_config, resolve=True).items() if k != "_target_"}
+    settings["backend"] = "loky"  # as the joblib launcher does
+    for key in ("pre_dispatch", "batch_size", "max_nbytes"):  # as the joblib launcher converts them
+        if isinstance(settings.get(key), str) and settings[key].isdigit():
+            settings[key] = int(settings[key])
+    workers = jobs_at_once(launcher_config)
+    return Parallel(**settings, return_as="generator_unordered")(delayed(_ready)() for _ in range(workers))
+
+
+def _ready():
+    import pipeline.job  # noqa: F401  (the imports every job needs: Hydra, MLflow, fnn_core)
+    return os.getpid()
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """Hydra callback around a multirun: pre-flight checks, the sweep's parent run, the summary.
 
-Before any job: every job's config is composed and validated, each distinct
-dataset is loaded once, the store and experiment are created, and the parent
+Before any job: every job's config is composed and validated, worker
+processes start importing, each distinct dataset is loaded once, the tracking
+server (if any) is probed, the store and experiment are created, and the parent
 run is tagged with the sweep directory that Hydra copies into every job's
 config. Jobs find it there; nothing travels in the environment.
 """
@@ -10,6 +11,7 @@ import atexit
 import logging
 import secrets
 import time
+import warnings
 from datetime import datetime
 
 from hydra import compose
@@ -26,22 +28,25 @@ from pipeline.tracking import runs, store
 log = logging.getLogger("pipeline")
 
 
-def preflight(config):
-    """Validate every job's config and load each distinct dataset once; returns the first job's settings.
+def validate_jobs(config):
+    """Compose and validate every job's config; returns (their settings, planned jobs or None).
 
     Raises
     ------
     InputError
-        The first bad value or dataset, as one line.
+        The first bad value, as one line.
     """
     sweeper = config.hydra.sweeper
     jobs = job_overrides(sweeper.get("params"), config.hydra.overrides.task)
     settings = [validate(compose(config.hydra.job.config_name, overrides=app_overrides(job))) for job in jobs]
-    datasets = {repr(s.dataset): s for s in settings}
+    return settings, (len(jobs) if is_grid_sweeper(sweeper) else None)
+
+
+def load_datasets(settings):
+    """Load each distinct dataset once (a corrupt file is found before any run; the cache is warmed)."""
     with termination.interruptible():
-        for job in datasets.values():
+        for job in {repr(s.dataset): s for s in settings}.values():
             load_dataset(vars(job.dataset), job.train.val_fraction, job.train.seed)
-    return settings[0], (len(jobs) if is_grid_sweeper(sweeper) else None)
 
 
 class SweepTracking(Callback):
@@ -51,19 +56,25 @@ class SweepTracking(Callback):
         self.parent_run_id = None
         self.parent_open = False  # until the parent run has ended: a signal or exit ends it KILLED
         self.progress = None
+        self.warm_workers = None  # joblib's handle on the workers started early (parallel.start_workers)
 
     def __getstate__(self):
         # Launchers pickle Hydra's context, callbacks included, for each job: the monitor stays here.
-        return {**self.__dict__, "progress": None}
+        return {**self.__dict__, "progress": None, "warm_workers": None}
 
     def on_multirun_start(self, config, **kwargs):
         # Hydra turns a callback's exceptions into warnings: every failure here must stop the sweep.
         try:
             termination.install()  # from here on, signals end the sweep cleanly (parent run KILLED)
-            settings, planned = preflight(config)
+            every_job, planned = validate_jobs(config)
+            # Workers import the job's code while data and store are prepared here.
+            self.warm_workers = parallel.start_workers(config.hydra.get("launcher"))
+            load_datasets(every_job)
+            settings = every_job[0]
             store.probe(settings.mlflow.tracking_uri)
             experiment_id = store.prepare_experiment(settings.mlflow)
         except Exception as exc:
+            self._release_workers()
             failure.abort(exc)
         self.tracking_uri = store.absolute_tracking_uri(settings.mlflow.tracking_uri)
         self.experiment_name = settings.mlflow.experiment_name
@@ -78,6 +89,17 @@ class SweepTracking(Callback):
         log.info(f"Sweep {self.sweep_id}: {planned or 'sweeper-defined'} jobs, {at_once} at a time, "
                  f"experiment '{self.experiment_name}' in {self.tracking_uri}")
         self.progress = SweepProgress(self.parent_run_id, planned).start()
+        if self.warm_workers is not None:  # wait for their imports, which the launcher would wait for anyway
+            list(self.warm_workers)
+            self.warm_workers = None
+
+    def _release_workers(self):
+        """No sweep after all: stop waiting for the workers started early, without joblib's warning."""
+        if self.warm_workers is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                self.warm_workers.close()
+            self.warm_workers = None
 
     def on_multirun_end(self, config, **kwargs):
         termination.check()  # a signal while the jobs ran: the parent ends KILLED (atexit), not FINISHED

@@ -86,7 +86,7 @@ def markdown(results, dataset, epochs):
              "| seconds | " + " | ".join(results) + " |", "| --- |" + " ---: |" * len(results)]
     keys = list(next(iter(results.values())))
     for key in keys:
-        cells = [f"{r[key]:.0f}" if key in ("jobs", "workers") else f"{r[key]:.1f}" for r in results.values()]
+        cells = [f"{r[key]:.0f}" if key in ("jobs", "workers") else f"{r[key]:.2f}" for r in results.values()]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     lines += ["", "Sums add up over jobs that ran at once; with W workers the critical path is about sum / W.",
               "The machine's load during the run changes every figure: compare rows within one run of this "

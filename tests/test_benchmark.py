@@ -26,3 +26,19 @@ def test_benchmark_writes_a_row_per_config(tmp_path, mnist_dir):
 def test_benchmark_without_data_is_one_line(tmp_path):
     result = run_pipeline(tmp_path, "--data-dir", str(tmp_path), module="pipeline.benchmark")
     assert result.returncode == 2 and result.stderr.startswith("error: dataset.dir=")
+
+
+def test_sweep_benchmark_accounts_for_the_wall_time(tmp_path):
+    out = tmp_path / "sweep_benchmark.md"
+    result = run_pipeline(tmp_path, "--dataset", "digits", "--epochs", "1", "--launchers", "parallel", "--out", str(out),
+                          "mlflow.log_model=false", module="pipeline.sweep_benchmark")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {cells[0]: float(cells[1]) for cells in
+            ([c.strip() for c in line.strip("|").split("|")] for line in out.read_text().splitlines()
+             if line.startswith("| ") and not line.startswith(("| seconds", "| ---")))}
+    assert rows["jobs"] == 12 and 1 <= rows["workers"] <= 2
+    assert 0 <= rows["training max"] <= rows["training sum"] < rows["wall"]
+    # The parts it names fit inside the wall time, and start-up is real time before the first run.
+    assert 0 < rows["start-up (command start to first job's run)"] < rows["wall"]
+    assert 0 <= rows["after the last job (summary, report, exit)"] < rows["wall"]
+    assert rows["model logging (sum)"] == 0  # mlflow.log_model=false was passed through to the sweep

@@ -111,10 +111,11 @@ def test_a_shared_server_lets_in_only_valid_credentials(home, auth_server, crede
     assert _client_disk_is_clean(home)
 
 
-def _two_jobs_nested_in_mlflow(home, launcher):
+def _two_jobs_nested_in_mlflow(home, launcher, *settings):
     """A 2-job sweep through ``launcher``: both runs FINISHED under one parent; returns the job runs."""
-    result = run_pipeline(home, "-m", f"hydra/launcher={launcher}", "dataset=digits", "model.activation=relu,tanh",
-                          "model.hidden_neurons=8", "train.epochs=1", *FAST, "report.after_sweep=false")
+    result = run_pipeline(home, "-m", f"hydra/launcher={launcher}", *settings, "dataset=digits",
+                          "model.activation=relu,tanh", "model.hidden_neurons=8", "train.epochs=1", *FAST,
+                          "report.after_sweep=false")
     assert result.returncode == 0, result.stderr[-3000:]
     runs = mlflow_runs(home)
     jobs = jobs_of(runs)
@@ -133,4 +134,8 @@ def test_submitit_local_launcher_runs_jobs_that_nest_in_mlflow(home):
 @pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
                     reason="hydra-ray-launcher is not installed: pip install -e '.[ray]' (see README: Scaling out)")
 def test_ray_launcher_runs_jobs_that_nest_in_mlflow(home):
-    _two_jobs_nested_in_mlflow(home, "ray")
+    # A local Ray instance on loopback only, without its dashboard.
+    jobs = _two_jobs_nested_in_mlflow(home, "ray", "+hydra.launcher.ray.init._node_ip_address=127.0.0.1",
+                                      "+hydra.launcher.ray.init.include_dashboard=false")
+    # Ray gives each job one CPU (num_cpus 1) and runs one per core: one BLAS thread each.
+    assert set(jobs["params.compute.blas_threads"]) == {"1"}
