@@ -10,7 +10,10 @@ best of --repeats fits for every contender alike, the contenders interleaved
 disturbed). The
 matmul ceiling times, with plain NumPy, the five products one training step
 needs (forward, output backward, weight gradients) at the same shapes: no
-implementation built on NumPy's BLAS can beat it.
+implementation built on NumPy's BLAS can beat it. The 1-thread columns time
+fnn_core and the ceiling again with NumPy's BLAS held to one thread (as each
+job of a parallel sweep runs), and the microseconds per step spent outside
+the matmuls.
 """
 
 import argparse
@@ -20,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from fnn_core import FNN, SGD
 from pipeline.data import DataError, load_idx_arrays, locate_idx_dir
@@ -94,6 +98,12 @@ def time_matmul_ceiling(X, hidden, epochs):
     return (time.perf_counter() - start) / epochs
 
 
+def one_thread(timer, *args):
+    """``timer(*args)`` with NumPy's BLAS held to one thread."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return timer(*args)
+
+
 def load_benchmark_data(data_dir):
     """The IDX files in data_dir, else full Fashion-MNIST (Debian's package or the cache), else MNIST."""
     if data_dir:
@@ -133,7 +143,8 @@ def main(argv=None):
     header = ["activation", "hidden", "fnn_core s/epoch", "sklearn s/epoch", "sklearn / fnn_core"]
     if use_torch:
         header += ["torch s/epoch", "torch / fnn_core"]
-    header += ["fnn_core GFLOP/s", "matmul ceiling GFLOP/s", "% of ceiling"]
+    header += ["fnn_core GFLOP/s", "matmul ceiling GFLOP/s", "% of ceiling",
+               "1 thread: fnn_core s/epoch", "1 thread: % of ceiling", "1 thread: µs/step outside matmuls"]
     rows = []
     print(f"data: {data_note}; {args.epochs} epochs, batch {BATCH}, SGD lr {LR}")
     print(" | ".join(header), flush=True)
@@ -142,7 +153,9 @@ def main(argv=None):
         for activation in args.activations:
             contenders = {"fnn_core": lambda: time_fnn_core(X, y, hidden, activation, args.epochs),
                           "sklearn": lambda: time_sklearn(X, y, hidden, activation, args.epochs),
-                          "ceiling": lambda: time_matmul_ceiling(X, hidden, args.epochs)}
+                          "ceiling": lambda: time_matmul_ceiling(X, hidden, args.epochs),
+                          "fnn_core_1": lambda: one_thread(time_fnn_core, X, y, hidden, activation, args.epochs),
+                          "ceiling_1": lambda: one_thread(time_matmul_ceiling, X, hidden, args.epochs)}
             if use_torch:
                 contenders["torch"] = lambda: time_torch(X, y, hidden, activation, args.epochs)
             timings = {name: [] for name in contenders}
@@ -155,6 +168,9 @@ def main(argv=None):
             if use_torch:
                 row += [f"{best['torch']:.3g}", f"{best['torch'] / ours:.2f}x"]
             row += [f"{gflop / ours:.1f}", f"{gflop / ceiling:.1f}", f"{100 * ceiling / ours:.0f}%"]
+            ours_1, ceiling_1 = best["fnn_core_1"], best["ceiling_1"]
+            steps = -(-len(X) // BATCH)
+            row += [f"{ours_1:.3g}", f"{100 * ceiling_1 / ours_1:.0f}%", f"{1e6 * (ours_1 - ceiling_1) / steps:.0f}"]
             rows.append(row)
             print(" | ".join(map(str, row)), flush=True)
 

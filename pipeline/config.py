@@ -8,6 +8,7 @@ MLflow run. Valid choices always come from the registries' keys.
 
 import math
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -36,9 +37,13 @@ def project_home():
 # Cached, so the value resolved in the launching process travels with every job's config.
 OmegaConf.register_new_resolver("fnn_sweep_home", project_home, replace=True, use_cache=True)
 
+# A sweep's directory is its identity in the store: a random token keeps two sweeps started in the
+# same second apart. Cached, so the launcher's value travels with every job's config.
+OmegaConf.register_new_resolver("fnn_sweep_token", lambda: secrets.token_hex(3), replace=True, use_cache=True)
+
 # Config keys that never change a run's result: where things are stored, printed or reported.
-RESULT_NEUTRAL_PREFIXES = ("mlflow.", "report.", "hydra.", "compute.")
-RESULT_NEUTRAL_KEYS = ("quiet", "verbose", "dataset.dir")
+RESULT_NEUTRAL_PREFIXES = ("mlflow.", "report.", "hydra.", "compute.", "sweep.")
+RESULT_NEUTRAL_KEYS = ("quiet", "verbose")
 
 
 def result_neutral(key):
@@ -188,6 +193,13 @@ class MlflowConfig:
     # a tracking server's own artifact store for http(s):// URIs.
     artifact_location: Optional[str] = None
     log_model: bool = True  # the trained model as an MLflow pyfunc model
+    # A RUNNING run of another host with no heartbeat (epoch metric) for this long is reaped (KILLED).
+    stale_after_s: float = 1800.0
+
+
+@dataclass
+class SweepConfig:
+    rerun: bool = False  # run every job, even one whose identical config already FINISHED
 
 
 @dataclass
@@ -206,6 +218,7 @@ class Config:
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     quiet: bool = False  # no per-epoch status lines in a single run
     verbose: bool = False  # per-epoch status lines in sweeps too
 

@@ -16,12 +16,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from pipeline import failure, parallel
+from pipeline import failure, parallel, resume
 from pipeline.build import build_network, build_optimizer
-from pipeline.config import validate
+from pipeline.config import ConfigError, validate
 from pipeline.data import load_dataset
 from pipeline.termination import termination
-from pipeline.tracking import artifacts, runs, store
+from pipeline.tracking import artifacts, layout, runs, store
 from pipeline.tracking.model import log_pyfunc_model
 
 log = logging.getLogger("pipeline")
@@ -60,11 +60,21 @@ class JobContext:
 
 
 def dataset_for(dataset_cfg, train_cfg):
+    """The dataset the config names, split; checks that a batch fits in its training set."""
     key = (repr(dataset_cfg), train_cfg.val_fraction, train_cfg.seed)
     if key not in _datasets:
         _datasets.clear()  # keep one dataset in memory at a time
         _datasets[key] = load_dataset(vars(dataset_cfg), train_cfg.val_fraction, train_cfg.seed)
+    check_batch_fits(train_cfg, _datasets[key])
     return _datasets[key]
+
+
+def check_batch_fits(train_cfg, data):
+    """The rule: a mini-batch holds at most every training sample (after the validation split)."""
+    if train_cfg.batch_size > len(data.X_train):
+        raise ConfigError(f"train.batch_size={train_cfg.batch_size} is not valid: {data.name} has "
+                          f"{len(data.X_train)} training samples after the validation split; "
+                          f"choose at most {len(data.X_train)}")
 
 
 def run_name(model_cfg):
@@ -76,45 +86,57 @@ def run_name(model_cfg):
 def run(cfg):
     """Hydra task: train one model; returns the final validation accuracy (NaN if the job failed).
 
-    For regression it returns the final validation MSE. Bad input in a single
-    run stops it before any run exists; in a sweep it is the job's failure.
+    For regression it returns the final validation MSE. A job whose identical
+    config already FINISHED in the experiment is skipped (``sweep.rerun=true``
+    trains it again). Bad input in a single run stops it before any run
+    exists; in a sweep it is the job's failure.
     """
     job = JobContext.current()
     termination.install()
     termination.check()  # a signal during the previous job of a sweep ends the sweep here
-    bad_input = None
-    phases = {}
+    bad_input, settings, data, phases = None, None, None, {}
     try:
         settings = validate(cfg)
         if not job.in_sweep:  # a sweep's callback probed it once for every job
             store.probe(cfg.mlflow.tracking_uri)
-        start = time.perf_counter()
-        with termination.interruptible():  # no database writes while loading
-            data = dataset_for(settings.dataset, settings.train)
-        phases["data"] = time.perf_counter() - start
     except failure.InputError as exc:
         if not job.in_sweep:
             failure.abort(exc)
         bad_input = exc  # pre-flight could not see it (a sampling sweeper, another machine): record it
-
-    if not job.in_sweep:
-        experiment_id = store.prepare_experiment(cfg.mlflow)
-        sweep = None
-    else:
-        store.use_store(cfg.mlflow)
-        experiment_id = store.find_experiment(cfg.mlflow.tracking_uri, cfg.mlflow.experiment_name)
-        sweep = runs.find_sweep(experiment_id, job.sweep_dir) if experiment_id else None
-        if sweep is None:
-            log.warning(f"no running sweep for {job.sweep_dir} in {cfg.mlflow.tracking_uri}: "
-                        "this job's run is not nested")
-            experiment_id = experiment_id or store.prepare_experiment(cfg.mlflow)
+    try:
+        experiment_id, sweep = _experiment_and_sweep(cfg, job)
+    except store.StoreError as exc:
+        if not job.in_sweep:
+            failure.abort(exc)
+        log.error(f"[{run_name(cfg.model)}] FAILED: {exc}")  # no store to record it in
+        return math.nan
     name = run_name(cfg.model)
     label = _label(name, job, sweep)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    identity = resume.config_hash(resolved)
+    if bad_input is None and experiment_id is not None and not cfg.sweep.rerun:
+        previous = runs.finished_run(experiment_id, identity)
+        if previous is not None:
+            return _reuse(previous, experiment_id, sweep, name, identity, label, job)
+    if bad_input is None:
+        try:
+            start = time.perf_counter()
+            with termination.interruptible():  # no database writes while loading
+                data = dataset_for(settings.dataset, settings.train)
+            phases["data"] = time.perf_counter() - start
+        except failure.InputError as exc:
+            if not job.in_sweep:
+                failure.abort(exc)
+            bad_input = exc
+    if experiment_id is None:  # a single run's first use of this store
+        try:
+            experiment_id = store.prepare_experiment(cfg.mlflow)
+        except store.StoreError as exc:
+            failure.abort(exc)
     threads = parallel.blas_threads(cfg.compute.blas_threads, sweep.jobs_at_once if sweep else 1)
     resolved["compute"]["blas_threads"] = threads  # the number used, logged as a param
     try:
-        with runs.job_run(experiment_id, name, resolved, sweep, job.choices) as active:
+        with runs.job_run(experiment_id, name, resolved, identity, sweep, job.choices) as active:
             try:
                 if bad_input is not None:
                     raise bad_input
@@ -133,6 +155,31 @@ def run(cfg):
         log.info(f"run {active.info.run_id} in {store.absolute_tracking_uri(cfg.mlflow.tracking_uri)}; "
                  f"browse: {store.ui_command(cfg.mlflow.tracking_uri)}")
     return result
+
+
+def _experiment_and_sweep(cfg, job):
+    """The experiment (None for a single run whose store does not exist yet) and the job's sweep."""
+    if not job.in_sweep:
+        return store.existing_experiment(cfg.mlflow), None
+    store.use_store(cfg.mlflow)
+    experiment_id = store.find_experiment(cfg.mlflow.tracking_uri, cfg.mlflow.experiment_name)
+    sweep = runs.find_sweep(experiment_id, job.sweep_dir) if experiment_id else None
+    if sweep is None:
+        log.warning(f"no running sweep for {job.sweep_dir} in {cfg.mlflow.tracking_uri}: this job's run is not nested")
+        experiment_id = experiment_id or store.prepare_experiment(cfg.mlflow)
+    return experiment_id, sweep
+
+
+def _reuse(previous, experiment_id, sweep, name, identity, label, job):
+    """Skip a job whose identical config FINISHED in ``previous`` (run id, metrics); returns its result."""
+    run_id, metrics = previous
+    if sweep is not None:
+        runs.record_reuse(experiment_id, sweep, name, identity, run_id)
+    (failure.logfile if job.in_sweep else log).info(f"{label} skipped: finished in run {run_id}")
+    for key in ("val_accuracy", "val_mse"):
+        if layout.EPOCH_METRICS[key] in metrics:
+            return metrics[layout.EPOCH_METRICS[key]]
+    return metrics.get(layout.TEST_ACCURACY, metrics.get(layout.TEST_MSE, math.nan))
 
 
 def _label(name, job, sweep):

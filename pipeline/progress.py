@@ -19,6 +19,8 @@ ENDED = ("FINISHED", "FAILED", "KILLED")
 def job_line(done, planned, job):
     """'[3/12] relu-128  test accuracy 93.52%  training 1.2 s' or '[4/12] tanh-32  FAILED: reason'."""
     head = f"[{done}/{planned or '?'}] {job.run_name}"
+    if job.role == layout.ROLE_REUSED:
+        return f"{head}  skipped: finished in run {job.reused_run}"
     if job.status != "FINISHED":
         return f"{head}  {job.status}: {job.failure_reason or 'no reason recorded'}"
     if _present(job, layout.TEST_ACCURACY):

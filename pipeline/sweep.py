@@ -20,10 +20,11 @@ from hydra.experimental.callback import Callback
 from pipeline import failure, parallel
 from pipeline.config import validate
 from pipeline.data import load_dataset
+from pipeline.job import check_batch_fits
 from pipeline.grid import app_overrides, is_grid_sweeper, job_overrides
 from pipeline.progress import SweepProgress
 from pipeline.termination import termination
-from pipeline.tracking import runs, store
+from pipeline.tracking import layout, reaper, runs, store
 
 log = logging.getLogger("pipeline")
 
@@ -43,10 +44,14 @@ def validate_jobs(config):
 
 
 def load_datasets(settings):
-    """Load each distinct dataset once (a corrupt file is found before any run; the cache is warmed)."""
+    """Load each distinct dataset once (a corrupt file is found before any run; the cache is warmed)
+    and check every job's batch size against it."""
     with termination.interruptible():
         for job in {repr(s.dataset): s for s in settings}.values():
-            load_dataset(vars(job.dataset), job.train.val_fraction, job.train.seed)
+            data = load_dataset(vars(job.dataset), job.train.val_fraction, job.train.seed)
+            for other in settings:
+                if repr(other.dataset) == repr(job.dataset) and other.train.val_fraction == job.train.val_fraction:
+                    check_batch_fits(other.train, data)
 
 
 class SweepTracking(Callback):
@@ -73,9 +78,11 @@ class SweepTracking(Callback):
             settings = every_job[0]
             store.probe(settings.mlflow.tracking_uri)
             experiment_id = store.prepare_experiment(settings.mlflow)
+            reaper.log_reaped(reaper.reap(experiment_id, settings.mlflow.stale_after_s))  # resume re-runs them
         except Exception as exc:
             self._release_workers()
             failure.abort(exc)
+        self.experiment_id, self.stale_after_s = experiment_id, settings.mlflow.stale_after_s
         self.tracking_uri = store.absolute_tracking_uri(settings.mlflow.tracking_uri)
         self.experiment_name = settings.mlflow.experiment_name
         self.sweep_id = f"sweep-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
@@ -118,14 +125,17 @@ class SweepTracking(Callback):
     def _close_sweep(self):
         """End the parent run with its jobs' counts; log the summary; returns the jobs."""
         self.progress.stop()
+        reaper.log_reaped(reaper.reap(self.experiment_id, self.stale_after_s, skip={self.parent_run_id}))
         jobs = runs.sweep_jobs(self.parent_run_id)
         counts = jobs["status"].value_counts().to_dict()
         failed = jobs[jobs["status"] != "FINISHED"]
-        runs.end_sweep(self.parent_run_id, "FINISHED" if failed.empty else "FAILED", counts)
+        reused = int((jobs["role"] == layout.ROLE_REUSED).sum())
+        runs.end_sweep(self.parent_run_id, "FINISHED" if failed.empty else "FAILED", {**counts, "REUSED": reused})
         self.parent_open = False
 
-        log.info(f"Sweep {self.sweep_id} done: {len(jobs)} runs, "
-                 + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        log.info(f"Sweep {self.sweep_id} done: {len(jobs)} jobs, "
+                 + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+                 + (f" ({reused} reused: finished before, not trained again)" if reused else ""))
         for row in failed.itertuples():
             log.info(f"  {row.run_name}: {row.status} ({row.failure_reason or 'no reason recorded'})")
         return jobs
@@ -147,6 +157,6 @@ class SweepTracking(Callback):
         if self.progress is not None:
             self.progress.stop(report=False)
         if self.parent_open:
-            runs.end_orphaned_jobs(self.parent_run_id, "terminated by a signal (its process ended first)")
+            reaper.end_orphaned_jobs(self.parent_run_id, "terminated by a signal (its process ended first)")
             runs.end_sweep(self.parent_run_id, "KILLED", {})
             self.parent_open = False

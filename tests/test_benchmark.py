@@ -19,6 +19,8 @@ def test_benchmark_writes_a_row_per_config(tmp_path, mnist_dir):
         cells = [c.strip() for c in row.strip("|").split("|")]
         ours, sklearn, ratio = float(cells[2]), float(cells[3]), float(cells[4].rstrip("x"))
         assert ours > 0 and abs(ratio - sklearn / ours) < 0.03 * ratio
+        one_thread, share, outside_us = float(cells[-3]), float(cells[-2].rstrip("%")), float(cells[-1])
+        assert one_thread > 0 and 0 < share <= 150 and outside_us >= -50  # timing noise only, both ways
     assert f"IDX files in {mnist_dir}" in out.read_text()
     assert not (REPO / "benchmark.md").exists()
 

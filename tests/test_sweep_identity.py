@@ -95,7 +95,8 @@ def test_a_job_in_a_clean_interpreter_nests_under_its_own_sweep(tmp_path, monkey
         parent_b = MlflowClient(store_uri(home)).get_run(parent_b_id)
         assert parent_b.info.status == "FINISHED"
         at_once = float(min(2, len(os.sched_getaffinity(0))))  # the parallel launcher: min(cores, jobs)
-        assert parent_b.data.metrics == {"jobs_planned": 2.0, "jobs_at_once": at_once, "n_finished": 1.0}
+        assert parent_b.data.metrics == {"jobs_planned": 2.0, "jobs_at_once": at_once, "n_finished": 1.0,
+                                         "n_reused": 0.0}
         assert parent_b.data.params == {}
     finally:
         for signum, handler in saved_handlers.items():

@@ -8,6 +8,7 @@ import hydra
 from pipeline import failure
 from pipeline.config import register_configs
 from pipeline.report import ReportError, write_report
+from pipeline.tracking import reaper, store
 
 log = logging.getLogger("pipeline")
 register_configs()
@@ -15,6 +16,9 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="report")
 def hydra_app(cfg):
+    experiment_id = store.existing_experiment(cfg.mlflow)
+    if experiment_id is not None:  # runs of dead processes are not RUNNING in a report
+        reaper.log_reaped(reaper.reap(experiment_id, cfg.mlflow.stale_after_s))
     try:
         out = write_report(cfg.mlflow.tracking_uri, cfg.mlflow.experiment_name, cfg.report.sweep_id,
                            cfg.report.out_dir)

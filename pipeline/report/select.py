@@ -34,7 +34,9 @@ def select_jobs(runs, sweep_id):
             raise ReportError("no sweep in this experiment yet; run `python -m pipeline -m`, "
                               "or report every run with report.sweep_id=all")
         sweep_id = sweeps["sweep_id"].iloc[0]
-    selected = jobs[jobs["sweep_id"] == sweep_id]
+    # A job the sweep skipped as already FINISHED counts through the run it reused.
+    markers = runs[(runs["role"] == layout.ROLE_REUSED) & (runs["sweep_id"] == sweep_id)]
+    selected = jobs[(jobs["sweep_id"] == sweep_id) | jobs["run_id"].isin(markers["reused_run"])]
     if selected.empty:
         known = ", ".join(sweeps["sweep_id"].head(5))
         raise ReportError(f"no runs for sweep '{sweep_id}' (latest sweeps: {known or 'none'})")
@@ -43,6 +45,6 @@ def select_jobs(runs, sweep_id):
 
 def extra_axes(jobs):
     """Config keys, besides activation, width and seed, whose value differs between runs."""
-    fixed = {layout.ACTIVATION, layout.HIDDEN_NEURONS, layout.SEED}
+    fixed = {layout.ACTIVATION, layout.HIDDEN_NEURONS, layout.SEED, "dataset.dir"}  # where, not what
     return sorted(key for key in layout.param_columns(jobs)
                   if key not in fixed and not result_neutral(key) and jobs[key].nunique(dropna=False) > 1)

@@ -59,6 +59,9 @@ def status_count_metric(status):
 # ---- tags ----
 TAG_ROLE = "fnn_sweep.role"
 ROLE_SWEEP, ROLE_JOB = "sweep", "job"
+ROLE_REUSED = "reused"  # a sweep's marker for a job skipped because an identical one FINISHED before
+TAG_CONFIG_HASH = "fnn_sweep.config_hash"  # the job's result-relevant config (resume matches on it)
+TAG_REUSED_RUN = "fnn_sweep.reused_run"  # on a marker: the FINISHED run it stands for
 TAG_SWEEP_ID = "sweep_id"
 TAG_SWEEP_DIR = "fnn_sweep.sweep_dir"  # the sweep's identity, as every job's config has it
 TAG_PARENT = "mlflow.parentRunId"
@@ -86,7 +89,8 @@ RUN_INFO = ("run_id", "experiment_id", "status", "start_time", "end_time")
 TAG_COLUMNS = {
     "run_name": TAG_RUN_NAME, "parent_run_id": TAG_PARENT, "role": TAG_ROLE, "sweep_id": TAG_SWEEP_ID,
     "sweep_dir": TAG_SWEEP_DIR, "failure_reason": TAG_FAILURE, "stop_reason": TAG_STOP_REASON,
-    "dataset_hash": TAG_DATASET_HASH, "git_commit": TAG_GIT_COMMIT, **{t: t for t in ENVIRONMENT_TAGS},
+    "dataset_hash": TAG_DATASET_HASH, "git_commit": TAG_GIT_COMMIT, "config_hash": TAG_CONFIG_HASH,
+    "reused_run": TAG_REUSED_RUN, **{t: t for t in ENVIRONMENT_TAGS},
 }
 
 

@@ -42,7 +42,7 @@ def start_sweep(experiment_id, sweep_id, sweep_dir, planned_jobs, jobs_at_once, 
     client = MlflowClient()
     run = client.create_run(experiment_id, run_name=sweep_id, tags={
         layout.TAG_ROLE: layout.ROLE_SWEEP, layout.TAG_SWEEP_ID: sweep_id,
-        layout.TAG_SWEEP_DIR: str(sweep_dir), layout.TAG_NOTE: description})
+        layout.TAG_SWEEP_DIR: str(sweep_dir), layout.TAG_NOTE: description, **environment_tags()})
     counts = {layout.SWEEP_JOBS_AT_ONCE: jobs_at_once}
     if planned_jobs is not None:
         counts[layout.SWEEP_PLANNED] = planned_jobs
@@ -72,37 +72,6 @@ def sweep_jobs(parent_run_id):
                             filter_string=layout.tag_is(layout.TAG_PARENT, parent_run_id))
 
 
-def end_orphaned_jobs(parent_run_id, reason, grace_s=10.0):
-    """End KILLED the sweep's job runs left RUNNING by a process of this host that is gone.
-
-    Live processes get ``grace_s`` seconds to end their own runs first. Returns the runs ended.
-    """
-    host, deadline = socket.gethostname(), time.monotonic() + grace_s
-    while True:
-        jobs = sweep_jobs(parent_run_id)
-        running = jobs[(jobs["status"] == "RUNNING") & (jobs["hostname"] == host)]
-        alive = [job for job in running.itertuples() if _process_alive(job.pid)]
-        if not alive or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    ended = [job.run_id for job in running.itertuples() if not _process_alive(job.pid)]
-    client = MlflowClient()
-    for run_id in ended:
-        client.set_tag(run_id, layout.TAG_FAILURE, reason)
-        client.set_terminated(run_id, "KILLED")
-    return ended
-
-
-def _process_alive(pid):
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, TypeError, ValueError):
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
 def end_sweep(run_id, status, counts):
     """Close the parent run with the jobs' status counts as metrics ({"FINISHED": 11, ...})."""
     client = MlflowClient()
@@ -115,7 +84,7 @@ def end_sweep(run_id, status, counts):
 # ---- jobs ----
 
 @contextmanager
-def job_run(experiment_id, run_name, resolved_config, sweep=None, choices=None):
+def job_run(experiment_id, run_name, resolved_config, config_hash, sweep=None, choices=None):
     """Open the MLflow run of one job, nested under ``sweep`` when given.
 
     ``choices`` are Hydra's config-group choices ({"optimizer": "adam"}), tagged ``choice.<group>``.
@@ -124,7 +93,7 @@ def job_run(experiment_id, run_name, resolved_config, sweep=None, choices=None):
     leaves the block, or KILLED on SIGTERM / Ctrl-C: never RUNNING. The run
     is created explicitly, so a stray ``MLFLOW_RUN_ID`` is never reopened.
     """
-    run_tags = {layout.TAG_ROLE: layout.ROLE_JOB, **environment_tags(),
+    run_tags = {layout.TAG_ROLE: layout.ROLE_JOB, layout.TAG_CONFIG_HASH: config_hash, **environment_tags(),
                 **{f"{layout.CHOICE_TAG_PREFIX}{group}": str(option) for group, option in (choices or {}).items()}}
     if sweep is not None:
         run_tags.update({layout.TAG_PARENT: sweep.run_id, layout.TAG_SWEEP_ID: sweep.sweep_id})
@@ -137,6 +106,24 @@ def job_run(experiment_id, run_name, resolved_config, sweep=None, choices=None):
             mlflow.set_tag(layout.TAG_FAILURE, "terminated by a signal")
             mlflow.end_run("KILLED")
             raise
+
+
+def finished_run(experiment_id, config_hash):
+    """The newest FINISHED job run with this config hash: (run id, its metrics), or None."""
+    found = mlflow.search_runs(
+        [experiment_id], output_format="list", max_results=1, order_by=[layout.START_TIME_NEWEST_FIRST],
+        filter_string=f"{layout.tag_is(layout.TAG_CONFIG_HASH, config_hash)} and {layout.status_is('FINISHED')} "
+                      f"and {layout.tag_is(layout.TAG_ROLE, layout.ROLE_JOB)}")
+    return (found[0].info.run_id, found[0].data.metrics) if found else None
+
+
+def record_reuse(experiment_id, sweep, run_name, config_hash, reused_run_id):
+    """A FINISHED marker run in ``sweep`` that stands for ``reused_run_id``: the job was not trained again."""
+    client = MlflowClient()
+    marker = client.create_run(experiment_id, run_name=f"{run_name} (reused)", tags={
+        layout.TAG_ROLE: layout.ROLE_REUSED, layout.TAG_PARENT: sweep.run_id, layout.TAG_SWEEP_ID: sweep.sweep_id,
+        layout.TAG_CONFIG_HASH: config_hash, layout.TAG_REUSED_RUN: reused_run_id, **environment_tags()})
+    client.set_terminated(marker.info.run_id, "FINISHED")
 
 
 def environment_tags():

@@ -1,5 +1,6 @@
 """The tracking store: its URI, the experiment, and how a user browses it."""
 
+import fcntl
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
@@ -8,8 +9,13 @@ import mlflow
 from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.failure import InputError
+
+
+class StoreError(InputError):
+    """The tracking store cannot be reached or used; the message names it and says what to do."""
 
 
 def absolute_tracking_uri(uri):
@@ -34,13 +40,39 @@ def use_store(mlflow_cfg):
 def prepare_experiment(mlflow_cfg):
     """Create (or upgrade) the store and the experiment if needed; return the experiment id.
 
-    The sweep callback calls this in the launching process before any job
-    starts: several processes creating one SQLite file at once can corrupt it.
+    Processes creating one SQLite file at once can corrupt it, so for SQLite
+    this holds a lock file beside the database while it works.
+
+    Raises
+    ------
+    StoreError
+        The store cannot be created or read (a directory that cannot be written, not a database).
     """
     uri = use_store(mlflow_cfg)
     path = sqlite_path(uri)
-    if path is not None:
+    with store_errors(uri):
+        if path is None:
+            return _experiment(uri, mlflow_cfg)
         path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return _experiment(uri, mlflow_cfg)
+
+
+@contextmanager
+def store_errors(uri):
+    """Errors of a store that cannot be created or read become one ``StoreError`` line naming it."""
+    try:
+        yield
+    except (OSError, MlflowException, SQLAlchemyError) as exc:
+        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        hint = ("; check that its directory can be written and the file is an MLflow SQLite store"
+                if sqlite_path(uri) is not None else "")
+        raise StoreError(f"cannot use the tracking store {uri}: {(lines or [type(exc).__name__])[0][:300]}{hint}") \
+            from None
+
+
+def _experiment(uri, mlflow_cfg):
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(mlflow_cfg.experiment_name)
     if experiment is not None:
@@ -60,9 +92,21 @@ def artifact_location(tracking_uri, configured):
     return (path.parent / "mlartifacts").as_uri() if path is not None else None
 
 
+def existing_experiment(mlflow_cfg):
+    """The experiment's id if the store and the experiment exist (creating nothing), else None."""
+    uri = absolute_tracking_uri(mlflow_cfg.tracking_uri)
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        return None
+    use_store(mlflow_cfg)
+    return find_experiment(uri, mlflow_cfg.experiment_name)
+
+
 def find_experiment(tracking_uri, experiment_name):
     """The id of an existing experiment, or None."""
-    experiment = MlflowClient(absolute_tracking_uri(tracking_uri)).get_experiment_by_name(experiment_name)
+    uri = absolute_tracking_uri(tracking_uri)
+    with store_errors(uri):
+        experiment = MlflowClient(uri).get_experiment_by_name(experiment_name)
     return None if experiment is None else experiment.experiment_id
 
 
@@ -71,10 +115,6 @@ def ui_command(tracking_uri):
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
     return f"mlflow ui --backend-store-uri {uri}"
-
-
-class StoreError(InputError):
-    """The tracking store cannot be reached or used; the message names it and says what to do."""
 
 
 PROBE_SECONDS = 5  # one try, no retries: MLflow's own retries take minutes on a dead server

@@ -1,0 +1,34 @@
+"""`python -m pipeline.reap [mlflow.tracking_uri=...] [mlflow.experiment_name=...] [mlflow.stale_after_s=...]`:
+end KILLED the runs left RUNNING by processes that are gone, and say which."""
+
+import logging
+
+import hydra
+
+from pipeline import failure
+from pipeline.config import register_configs
+from pipeline.report import ReportError
+from pipeline.tracking import reaper, store
+
+log = logging.getLogger("pipeline")
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="report")
+def hydra_app(cfg):
+    experiment_id = store.existing_experiment(cfg.mlflow)
+    if experiment_id is None:
+        failure.abort(ReportError(f"no experiment '{cfg.mlflow.experiment_name}' in {cfg.mlflow.tracking_uri}"))
+    reaped = reaper.reap(experiment_id, cfg.mlflow.stale_after_s)
+    for name, run_id, reason in reaped:
+        log.info(f"{name} ({run_id}): RUNNING -> KILLED, {reason}")
+    log.info(f"{len(reaped)} run(s) reaped in experiment '{cfg.mlflow.experiment_name}'"
+             if reaped else "nothing to reap: every RUNNING run has a live process or a recent heartbeat")
+
+
+def main():
+    failure.run_entry_point(hydra_app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Sweeps that lose nothing: resume by configuration, runs of dead processes reaped."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pandas as pd
+import yaml
+import pytest
+from mlflow import MlflowClient
+
+from helpers import FAST, REPO, jobs_of, mlflow_runs, run_pipeline, store_uri
+from pipeline.tracking import layout, reaper
+
+SWEEP = ["-m", "dataset=digits", "model.activation=relu,tanh,sigmoid", "model.hidden_neurons=8,16",
+         "train.epochs=60", "hydra/launcher=basic", *FAST]
+
+
+def _start(home, *args):
+    env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _kill_after(process, needle):
+    """SIGKILL the whole process group once ``needle`` appears in its output (no cleanup can run)."""
+    try:
+        for line in process.stdout:
+            if needle in line:
+                break
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_with_exactly_the_missing_jobs(home):
+    _kill_after(_start(home, *SWEEP), "[2/6]")
+    before = jobs_of(mlflow_runs(home))
+    finished = set(before.loc[before["status"] == "FINISHED", "run_id"])
+    assert 2 <= len(finished) < 6 and "RUNNING" in set(mlflow_runs(home)["status"])  # a zombie, as SIGKILL leaves
+
+    again = run_pipeline(home, *SWEEP)
+    assert again.returncode == 0, again.stderr[-3000:]
+    runs = mlflow_runs(home)
+    assert "RUNNING" not in set(runs["status"])  # the killed job's run and parent were reaped
+    reaped = runs[runs["status"] == "KILLED"]
+    assert len(reaped) >= 1 and reaped["tags.failure_reason"].str.startswith("reaped: process").all()
+    second = runs[runs["tags.fnn_sweep.role"] == "sweep"].sort_values("start_time").iloc[-1]
+    in_second = runs[runs["tags.mlflow.parentRunId"] == second["run_id"]]
+    trained = in_second[in_second["tags.fnn_sweep.role"] == "job"]
+    reused = in_second[in_second["tags.fnn_sweep.role"] == "reused"]
+    assert len(trained) == 6 - len(finished) and set(reused["tags.fnn_sweep.reused_run"]) == finished
+    # No cell was ever trained twice to the end.
+    done = jobs_of(runs)[jobs_of(runs)["status"] == "FINISHED"]
+    assert done.groupby(["params.activation", "params.hidden_neurons"]).size().eq(1).all() and len(done) == 6
+    assert again.stdout.count("skipped: finished in run") == len(finished)
+    table = pd.read_csv(home / "reports" / "table1_test_accuracy.csv")  # the second sweep's report: all 6 cells
+    assert table[["relu", "tanh", "sigmoid"]].notna().all().all() and len(table) == 2
+
+    rerun = run_pipeline(home, *SWEEP, "sweep.rerun=true", "report.after_sweep=false")
+    assert rerun.returncode == 0 and "skipped" not in rerun.stdout
+    assert len(jobs_of(mlflow_runs(home))) == len(jobs_of(runs)) + 6
+
+
+@pytest.mark.slow
+def test_reap_command_ends_a_killed_single_run(home):
+    _kill_after(_start(home, "dataset=digits", "train.epochs=100000", "mlflow.log_model=false"), "epoch 3/")
+    run = mlflow_runs(home).iloc[0]
+    assert run["status"] == "RUNNING"
+    reaped = run_pipeline(home, module="pipeline.reap")
+    assert reaped.returncode == 0, reaped.stderr[-2000:]
+    assert f"({run['run_id']}): RUNNING -> KILLED, reaped: process {run['tags.pid']}" in reaped.stdout
+    after = MlflowClient(store_uri(home)).get_run(run["run_id"])
+    assert after.info.status == "KILLED"
+    last_epoch = max(m.timestamp for m in MlflowClient(store_uri(home)).get_metric_history(run["run_id"],
+                                                                                         "epoch_time_s"))
+    assert after.info.end_time == last_epoch  # ended at its last heartbeat, not at reaping time
+    assert "nothing to reap" in run_pipeline(home, module="pipeline.reap").stdout
+
+
+def test_runs_of_other_hosts_are_reaped_only_when_their_heartbeat_is_stale(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("e")
+    now_ms = int(time.time() * 1000)
+    tags = {layout.TAG_ROLE: layout.ROLE_JOB, "hostname": "another-host", "pid": "1"}
+    stale = client.create_run(experiment, start_time=now_ms - 3 * 3600 * 1000, tags=tags, run_name="stale").info.run_id
+    client.log_metric(stale, "epoch_time_s", 0.1, timestamp=now_ms - 2 * 3600 * 1000, step=0)
+    live = client.create_run(experiment, start_time=now_ms - 3 * 3600 * 1000, tags=tags, run_name="live").info.run_id
+    client.log_metric(live, "epoch_time_s", 0.1, timestamp=now_ms - 60 * 1000, step=0)  # a minute ago
+
+    reaped = reaper.reap(experiment, stale_after_s=1800)
+    assert [(name, run_id) for name, run_id, _ in reaped] == [("stale", stale)]
+    assert "no heartbeat from another-host" in reaped[0][2]
+    assert client.get_run(stale).info.status == "KILLED"
+    assert client.get_run(stale).info.end_time == now_ms - 2 * 3600 * 1000
+    assert client.get_run(live).info.status == "RUNNING"  # a live run on another host is never touched
+
+
+@pytest.mark.slow
+def test_two_sweeps_started_at_once_into_a_new_store_both_nest_correctly(home):
+    args = ["-m", "dataset=digits", "model.hidden_neurons=8", "train.epochs=2", *FAST, "report.after_sweep=false"]
+    first = _start(home, *args, "model.activation=relu,tanh")
+    second = _start(home, *args, "model.activation=sigmoid,identity")
+    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    runs = mlflow_runs(home)
+    parents = runs[runs["tags.fnn_sweep.role"] == "sweep"]
+    assert len(parents) == 2 and parents["tags.fnn_sweep.sweep_dir"].nunique() == 2
+    jobs = jobs_of(runs)
+    assert len(jobs) == 4 and set(jobs["status"]) == {"FINISHED"}
+    for parent_id, sweep_id in zip(parents["run_id"], parents["tags.sweep_id"]):  # each its own two jobs
+        mine = jobs[jobs["tags.mlflow.parentRunId"] == parent_id]
+        assert set(mine["params.activation"]) in ({"relu", "tanh"}, {"sigmoid", "identity"})
+        assert set(mine["tags.sweep_id"]) == {sweep_id}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [[], ["-m"]], ids=["single", "sweep"])
+@pytest.mark.parametrize("override, needle", [
+    ("train.batch_size=100000", "train.batch_size=100000 is not valid: digits has 1293 training samples after the "
+                                "validation split; choose at most 1293"),
+    ("mlflow.tracking_uri=sqlite:////proc/no-such-dir/mlflow.db", "cannot use the tracking store "
+                                                                  "sqlite:////proc/no-such-dir/mlflow.db"),
+    ("mlflow.tracking_uri=CORRUPT", "file is not a database"),
+    ("mlflow.tracking_uri=http://127.0.0.1:9", "no tracking server answers at http://127.0.0.1:9"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_run(home, tmp_path, mode, override, needle):
+    if "CORRUPT" in override:
+        corrupt = tmp_path / "corrupt.db"
+        corrupt.write_text("not a database\n")
+        override = f"mlflow.tracking_uri=sqlite:///{corrupt}"
+    started = time.monotonic()
+    result = run_pipeline(home, *mode, "dataset=digits", "train.epochs=1", override)
+    assert time.monotonic() - started < 30  # never MLflow's minutes of retries
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr[-2000:]
+    assert not (home / "mlflow.db").exists()  # nothing created in the default store either
+    if "corrupt" in override:
+        assert corrupt.read_text() == "not a database\n"  # left as it was
+
+
+@pytest.mark.slow
+def test_eight_jobs_at_once_against_sqlite_lose_nothing(home):
+    epochs = 10
+    result = run_pipeline(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=8,16",
+                          "train.seed=0,1", f"train.epochs={epochs}", "hydra.launcher.n_jobs=8", "quiet=true",
+                          "mlflow.log_model=false", "report.after_sweep=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(store_uri(home))
+    jobs = jobs_of(mlflow_runs(home))
+    assert len(jobs) == 8 and set(jobs["status"]) == {"FINISHED"} and len(set(jobs["tags.pid"])) > 2
+    for run_id in jobs["run_id"]:
+        run = client.get_run(run_id)
+        config = yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"))
+        assert run.data.params == {k: str(v) for k, v in layout.job_params(config).items()}
+        for metric in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s"):
+            assert [m.step for m in client.get_metric_history(run_id, metric)] == list(range(epochs)), metric
+        assert {a.path for a in client.list_artifacts(run_id)} == {
+            "config.yaml", "loss_curve.png", "confusion_matrix.png", "confusion_matrix.csv"}
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_a_parallel_sweep_killed_with_one_press(home):
+    process = _start(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=16",
+                     "train.epochs=1000000", "verbose=true", "mlflow.log_model=false")
+    try:
+        seen = set()
+        for line in process.stdout:  # both jobs are training
+            if "epoch 2/" in line:
+                seen.add(line.split("]")[0])
+            if len(seen) == 2:
+                break
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal sends: the whole foreground group, once
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    runs = mlflow_runs(home)
+    assert process.returncode == 128 + signal.SIGINT
+    assert sorted(zip(runs["tags.fnn_sweep.role"], runs["status"])) == [
+        ("job", "KILLED"), ("job", "KILLED"), ("sweep", "KILLED")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [[], ["-m"]], ids=["single", "sweep"])
+@pytest.mark.parametrize("damage, needle", [
+    ("truncate", "corrupt or truncated IDX file"),
+    ("magic", "not an IDX image file (magic number"),
+    ("count", "images but"),
+])
+def test_damaged_data_files_are_one_line_exit_2_and_no_run(home, tmp_path, mnist_dir, mode, damage, needle):
+    import gzip
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(mnist_dir, data)
+    images = data / "train-images-idx3-ubyte.gz"
+    raw = gzip.decompress(images.read_bytes())
+    if damage == "truncate":
+        images.write_bytes(images.read_bytes()[: images.stat().st_size // 2])
+    elif damage == "magic":
+        images.write_bytes(gzip.compress(b"\x00\x00\x09\x99" + raw[4:]))
+    else:  # one image fewer than the header says there are labels for
+        count = int.from_bytes(raw[4:8], "big") - 1
+        images.write_bytes(gzip.compress(raw[:4] + count.to_bytes(4, "big") + raw[8:16 + count * 784]))
+    result = run_pipeline(home, *mode, "dataset=mnist", f"dataset.dir={data}", "train.epochs=1")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], result.stderr[-2000:]
+    assert not (home / "mlflow.db").exists()
