@@ -123,6 +123,15 @@ def test_two_sweeps_started_at_once_into_a_new_store_both_nest_correctly(home):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", [[], ["-m"]], ids=["single", "sweep"])
 @pytest.mark.parametrize("override, needle", [
+    ("model.activation=swish", "model.activation='swish' is not valid; choose one of:"),
+    ("model.hidden_neurons=0", "model.hidden_neurons=0 is not valid: must be >= 1"),
+    ("model.hidden_neurons=-3", "model.hidden_neurons=-3 is not valid: must be >= 1"),
+    ("optimizer.lr=abc", "Value 'abc' of type 'str' could not be converted to Float"),
+    ("optimizer.lr=0", "optimizer.lr=0.0 is not valid: must be a positive number"),
+    ("optimizer.lr=-0.5", "optimizer.lr=-0.5 is not valid: must be a positive number"),
+    ("train.epochs=0", "train.epochs=0 is not valid: must be >= 1"),
+    ("dataset=cifar", "Could not find 'dataset/cifar'; choose one of:"),
+    ("model.activaton=relu", "Key 'activaton' not in 'ModelConfig'; the valid keys: python -m pipeline --cfg job"),
     ("train.batch_size=100000", "train.batch_size=100000 is not valid: digits has 1293 training samples after the "
                                 "validation split; choose at most 1293"),
     ("mlflow.tracking_uri=sqlite:////proc/no-such-dir/mlflow.db", "cannot use the tracking store "
@@ -136,7 +145,8 @@ def test_bad_input_is_one_line_exit_2_and_no_run(home, tmp_path, mode, override,
         corrupt.write_text("not a database\n")
         override = f"mlflow.tracking_uri=sqlite:///{corrupt}"
     started = time.monotonic()
-    result = run_pipeline(home, *mode, "dataset=digits", "train.epochs=1", override)
+    dataset = [] if override.startswith("dataset=") else ["dataset=digits"]
+    result = run_pipeline(home, *mode, *dataset, "train.epochs=1", override)
     assert time.monotonic() - started < 30  # never MLflow's minutes of retries
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -194,8 +204,10 @@ def test_ctrl_c_ends_a_parallel_sweep_killed_with_one_press(home):
     ("truncate", "corrupt or truncated IDX file"),
     ("magic", "not an IDX image file (magic number"),
     ("count", "images but"),
+    ("missing", "lacks train-images-idx3-ubyte.gz"),
 ])
-def test_damaged_data_files_are_one_line_exit_2_and_no_run(home, tmp_path, mnist_dir, mode, damage, needle):
+def test_damaged_or_missing_data_files_are_one_line_exit_2_and_no_run(home, tmp_path, mnist_dir, mode, damage,
+                                                                       needle):
     import gzip
     import shutil
 
@@ -203,7 +215,9 @@ def test_damaged_data_files_are_one_line_exit_2_and_no_run(home, tmp_path, mnist
     shutil.copytree(mnist_dir, data)
     images = data / "train-images-idx3-ubyte.gz"
     raw = gzip.decompress(images.read_bytes())
-    if damage == "truncate":
+    if damage == "missing":
+        images.unlink()
+    elif damage == "truncate":
         images.write_bytes(images.read_bytes()[: images.stat().st_size // 2])
     elif damage == "magic":
         images.write_bytes(gzip.compress(b"\x00\x00\x09\x99" + raw[4:]))
