@@ -13,7 +13,7 @@ from pipeline.job import run
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://pipeline.conf", config_name="config")
 def hydra_app(cfg):
     return run(cfg)
 

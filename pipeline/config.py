@@ -30,8 +30,10 @@ class ConfigError(InputError, ValueError):
 
 
 def project_home():
-    """Where the MLflow store, Hydra outputs and reports live: $FNN_SWEEP_HOME or the project root."""
-    return os.environ.get("FNN_SWEEP_HOME") or str(Path(__file__).resolve().parents[1])
+    """Where the MLflow store, Hydra outputs and reports live: $FNN_SWEEP_HOME, else the project's
+    checkout when running from one, else the current directory (an installed copy)."""
+    checkout = Path(__file__).resolve().parents[1]
+    return os.environ.get("FNN_SWEEP_HOME") or str(checkout if (checkout / "pyproject.toml").is_file() else Path.cwd())
 
 
 # Cached, so the value resolved in the launching process travels with every job's config.

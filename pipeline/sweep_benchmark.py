@@ -23,6 +23,7 @@ from pathlib import Path
 
 import mlflow
 
+from pipeline.config import project_home
 from pipeline.data.download import IDX_SOURCES
 from pipeline.data.idx import IDX_FILES
 from pipeline.machine import machine_summary
@@ -100,7 +101,7 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None, help="dataset.dir for the sweep")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--launchers", nargs="+", default=list(LAUNCHERS), choices=list(LAUNCHERS))
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "reports" / "sweep_benchmark.md"))
+    parser.add_argument("--out", default=str(Path(project_home()) / "reports" / "sweep_benchmark.md"))
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every sweep")
     args = parser.parse_args(argv)
     dataset = args.dataset or default_dataset()

@@ -14,7 +14,7 @@ log = logging.getLogger("pipeline")
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="report")
+@hydra.main(version_base="1.3", config_path="pkg://pipeline.conf", config_name="report")
 def hydra_app(cfg):
     experiment_id = store.existing_experiment(cfg.mlflow)
     if experiment_id is not None:  # runs of dead processes are not RUNNING in a report

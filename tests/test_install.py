@@ -1,0 +1,34 @@
+"""Any install works: a built wheel in a fresh venv runs a job from a directory outside the repository."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO, mlflow_runs
+
+pytestmark = pytest.mark.slow  # builds a wheel and a venv (about 40 s with pip's cache warm)
+
+
+def test_a_wheel_in_a_fresh_venv_runs_a_job_outside_the_repository(tmp_path):
+    wheels, venv, elsewhere = tmp_path / "wheels", tmp_path / "venv", tmp_path / "elsewhere"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
+                   check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    wheel = next(wheels.glob("fnn_sweep-*.whl"))
+    install = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], capture_output=True, text=True,
+                             timeout=900)
+    assert install.returncode == 0, install.stderr[-3000:]
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("FNN_SWEEP_HOME", "PYTHONPATH", "VIRTUAL_ENV")}
+    result = subprocess.run([str(venv / "bin" / "python"), "-m", "pipeline", "dataset=digits", "train.epochs=2",
+                             "quiet=true"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # The configs came with the package; the store and outputs went to the working directory.
+    assert (elsewhere / "mlflow.db").is_file() and (elsewhere / "outputs").is_dir()
+    runs = mlflow_runs(elsewhere)
+    assert list(runs["status"]) == ["FINISHED"] and runs["metrics.test_accuracy"].item() > 0.5
+    imported = subprocess.run([str(venv / "bin" / "python"), "-c", "import pipeline; print(pipeline.__file__)"],
+                              cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout
+    assert str(venv) in imported  # the installed copy ran, not the checkout
