@@ -1,6 +1,7 @@
 """Any install works: a built wheel in a fresh venv runs a job from a directory outside the repository."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,8 +13,11 @@ pytestmark = pytest.mark.slow  # builds a wheel and a venv (about 40 s with pip'
 
 
 def test_a_wheel_in_a_fresh_venv_runs_a_job_outside_the_repository(tmp_path):
-    wheels, venv, elsewhere = tmp_path / "wheels", tmp_path / "venv", tmp_path / "elsewhere"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
+    source, wheels, venv, elsewhere = (tmp_path / name for name in ("source", "wheels", "venv", "elsewhere"))
+    # Built from a copy: a build writes build/ and *.egg-info beside the sources, never into the checkout.
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", "mlflow.db*", "mlartifacts", "outputs", "multirun"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)],
                    check=True, capture_output=True, timeout=300)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     wheel = next(wheels.glob("fnn_sweep-*.whl"))
