@@ -1,7 +1,7 @@
 """Hydra callback around a multirun: pre-flight checks, the sweep's parent run, the summary.
 
-Before any job: every job's config is composed and validated, worker
-processes start importing, each distinct dataset is loaded once, the tracking
+Before any job: every job's config is composed and validated, each distinct
+dataset is loaded once, worker processes start importing, the tracking
 server (if any) is probed, the store and experiment are created, and the parent
 run is tagged with the sweep directory that Hydra copies into every job's
 config. Jobs find it there; nothing travels in the environment.
@@ -11,7 +11,6 @@ import atexit
 import logging
 import secrets
 import time
-import warnings
 from datetime import datetime
 
 from hydra import compose
@@ -72,9 +71,9 @@ class SweepTracking(Callback):
         try:
             termination.install()  # from here on, signals end the sweep cleanly (parent run KILLED)
             every_job, planned = validate_jobs(config)
-            # Workers import the job's code while data and store are prepared here.
-            self.warm_workers = parallel.start_workers(config.hydra.get("launcher"))
             load_datasets(every_job)
+            # Workers import the job's code while the store is probed and prepared here.
+            self.warm_workers = parallel.start_workers(config.hydra.get("launcher"))
             settings = every_job[0]
             store.probe(settings.mlflow.tracking_uri)
             experiment_id = store.prepare_experiment(settings.mlflow)
@@ -101,11 +100,10 @@ class SweepTracking(Callback):
             self.warm_workers = None
 
     def _release_workers(self):
-        """No sweep after all: stop waiting for the workers started early, without joblib's warning."""
+        """No sweep after all: let the workers started early finish importing (cancelling their tasks
+        races loky's queue thread, which then prints a traceback), then let them go."""
         if self.warm_workers is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                self.warm_workers.close()
+            list(self.warm_workers)
             self.warm_workers = None
 
     def on_multirun_end(self, config, **kwargs):
