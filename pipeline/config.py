@@ -209,6 +209,7 @@ class ReportConfig:
     out_dir: str = "${fnn_sweep_home:}/reports"
     sweep_id: Optional[str] = None  # None: the latest sweep; "all": every finished run
     after_sweep: bool = True  # write the report at the end of every multirun
+    register_best: Optional[str] = None  # a model name: register the selection's best model under it
 
 
 @dataclass

@@ -89,6 +89,10 @@ def run_entry_point(main):
         error = stop.error
     except (HydraException, OmegaConfBaseException) as exc:
         error = exc
+    except ValueError as exc:
+        if not str(exc).startswith("Only one of --run, --multirun"):  # Hydra's flags used together
+            raise
+        error = InputError(str(exc))
     else:
         sys.exit(EXIT_OK)
     if exit_status(error) != EXIT_INPUT and not isinstance(error, JobsFailed):

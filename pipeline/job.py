@@ -153,7 +153,8 @@ def run(cfg):
         return math.nan
     if not job.in_sweep:
         log.info(f"run {active.info.run_id} in {store.absolute_tracking_uri(cfg.mlflow.tracking_uri)}; "
-                 f"browse: {store.ui_command(cfg.mlflow.tracking_uri)}")
+                 f"see it: {store.ui_command(cfg.mlflow.tracking_uri)}, then open "
+                 f"{store.runs_page(cfg.mlflow.tracking_uri, active.info.experiment_id, active.info.run_id)}")
     return result
 
 

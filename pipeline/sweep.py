@@ -112,10 +112,14 @@ class SweepTracking(Callback):
             jobs = self._close_sweep()
         except Exception as exc:  # Hydra would only warn
             failure.abort(exc)
-        if config.report.after_sweep:
-            self._write_report(config)
+        report_dir = self._write_report(config) if config.report.after_sweep else None
+        if config.report.register_best:
+            self._register_best(config.report.register_best)
         log.info(f"Runs: {self.tracking_uri} (experiment '{self.experiment_name}', parent run '{self.sweep_id}')")
-        log.info(f"Browse them: {store.ui_command(self.tracking_uri)}")
+        log.info(f"See them: {store.ui_command(self.tracking_uri)}, then open "
+                 f"{store.runs_page(self.tracking_uri, self.experiment_id)} and expand '{self.sweep_id}'")
+        if report_dir is not None:
+            log.info(f"Report: {report_dir}/report.md")
         failed = jobs[jobs["status"] != "FINISHED"]
         if not failed.empty:
             failure.abort(failure.JobsFailed(len(failed), len(jobs)))
@@ -139,17 +143,30 @@ class SweepTracking(Callback):
         return jobs
 
     def _write_report(self, config):
+        """Write the sweep's report; returns its directory, or None when it could not be written."""
         from pipeline.report import ReportError, write_report
 
         try:
             start = time.perf_counter()
             out_dir = write_report(self.tracking_uri, self.experiment_name, self.sweep_id, config.report.out_dir)
             runs.log_report_time(self.parent_run_id, time.perf_counter() - start)
-            log.info(f"Report: {out_dir}")
+            return out_dir
         except Exception as exc:  # the runs are safe in MLflow; the report can be regenerated
             if not isinstance(exc, ReportError):
                 log.exception("report failed")
             log.error(f"report not written: {failure.one_line(exc)} (regenerate with: python -m pipeline.report)")
+            return None
+
+    def _register_best(self, name):
+        from pipeline.report import register_best_model
+
+        try:
+            register_best_model(self.tracking_uri, self.experiment_name, self.sweep_id, name)
+        except Exception as exc:  # the runs are safe; registering can be done again from the report command
+            if not isinstance(exc, failure.InputError):
+                log.exception("registering the best model failed")
+            log.error(f"model not registered: {failure.one_line(exc)} (again with: python -m pipeline.report "
+                      f"report.sweep_id={self.sweep_id} report.register_best={name})")
 
     def _end_if_interrupted(self):
         if self.progress is not None:

@@ -7,6 +7,7 @@ from helpers import REPO, run_pipeline
 pytestmark = pytest.mark.slow  # the real benchmark command
 
 
+@pytest.mark.readme('python -m pipeline.benchmark')
 def test_benchmark_writes_a_row_per_config(tmp_path, mnist_dir):
     out = tmp_path / "benchmark.md"
     result = run_pipeline(tmp_path, "--epochs", "1", "--repeats", "1", "--hidden", "8", "16", "--activations",
@@ -30,6 +31,7 @@ def test_benchmark_without_data_is_one_line(tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("error: dataset.dir=")
 
 
+@pytest.mark.readme('python -m pipeline.sweep_benchmark')
 def test_sweep_benchmark_accounts_for_the_wall_time(tmp_path):
     out = tmp_path / "sweep_benchmark.md"
     result = run_pipeline(tmp_path, "--dataset", "digits", "--epochs", "1", "--launchers", "parallel", "--out", str(out),

@@ -12,6 +12,7 @@ from helpers import REPO, mlflow_runs
 pytestmark = pytest.mark.slow  # builds a wheel and a venv (about 40 s with pip's cache warm)
 
 
+@pytest.mark.readme('python3 -m venv .venv && . .venv/bin/activate && pip install -q -e . && python -m pipeline -m')
 def test_a_wheel_in_a_fresh_venv_runs_a_job_outside_the_repository(tmp_path):
     source, wheels, venv, elsewhere = (tmp_path / name for name in ("source", "wheels", "venv", "elsewhere"))
     # Built from a copy: a build writes build/ and *.egg-info beside the sources, never into the checkout.

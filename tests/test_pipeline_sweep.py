@@ -1,5 +1,6 @@
 """Real sweeps: `python -m pipeline` subprocesses against a temporary MLflow store."""
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ pytestmark = pytest.mark.slow  # real `python -m pipeline` subprocesses
 EPOCH_METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s"]
 
 
+@pytest.mark.readme('python -m pipeline -m')
 def test_default_grid_sweep(home, mnist_dir, tmp_path):
     """The default grid, parallel, against a store elsewhere: artifacts go beside that store."""
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
@@ -94,6 +96,7 @@ def test_a_single_run_that_fails_exits_1_with_its_run_failed(home):
     assert list(runs["status"]) == ["FAILED"] and "diverged" in runs["tags.failure_reason"].item()
 
 
+@pytest.mark.readme('MLFLOW_TRACKING_URI=sqlite:///$PWD/mlflow.db mlflow models predict -m runs:/RUN_ID/model -i rows.json -t json --env-manager local')
 def test_single_run_has_no_parent_and_its_model_serves_predictions(home, tmp_path):
     result = run_pipeline(home, "dataset=digits", "train.epochs=10", "quiet=true")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -106,116 +109,13 @@ def test_single_run_has_no_parent_and_its_model_serves_predictions(home, tmp_pat
 
     data = load_dataset({"name": "digits", "standardize": True}, val_fraction=0.1, seed=0)
     rows = data.X_test[:50]
-    np.savetxt(tmp_path / "input.csv", rows, delimiter=",", header=",".join(f"f{i}" for i in range(64)),
-               comments="")
+    # README's command: rows as {"inputs": [[...], ...]} (the model's signature is a float32 tensor).
+    (tmp_path / "rows.json").write_text(json.dumps({"inputs": rows.tolist()}))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db"}
     predicted = subprocess.run(
         [sys.executable, "-m", "mlflow", "models", "predict", "-m", f"runs:/{runs['run_id'].iloc[0]}/model",
-         "-i", str(tmp_path / "input.csv"), "-t", "csv", "--env-manager", "local",
+         "-i", str(tmp_path / "rows.json"), "-t", "json", "--env-manager", "local",
          "-o", str(tmp_path / "out.json")], env=env, capture_output=True, text=True, timeout=300)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
-    import json
-
     labels = np.array(json.loads((tmp_path / "out.json").read_text())["predictions"])
     assert labels.shape == (50,) and np.mean(labels == data.y_test[:50]) > 0.8
-
-
-def _terminate_during_training(home, *args):
-    """Start `python -m pipeline ARGS`, SIGTERM it in its second epoch; return (exit status, stderr)."""
-    env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", *args, "dataset=digits", "train.epochs=1000000",
-                                "mlflow.log_model=false"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        for line in process.stdout:  # an epoch line: the run exists and is training
-            if "epoch 2/" in line:
-                break
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    return process.returncode, stderr
-
-
-def test_sigterm_ends_the_run_killed_not_running(home):
-    returncode, stderr = _terminate_during_training(home)
-    runs = mlflow_runs(home)
-    evidence = f"exit {returncode}, statuses {list(runs['status'])}, stderr: {stderr[-2000:]}"
-    assert returncode == 128 + signal.SIGTERM, evidence
-    assert list(runs["status"]) == ["KILLED"], evidence
-    assert runs["tags.failure_reason"].iloc[0] == "terminated by a signal"
-
-
-@pytest.mark.parametrize("launcher, expected_jobs", [
-    ([], 2),  # parallel: both jobs were training, both end KILLED
-    (["hydra/launcher=basic"], 1),  # sequential: the second job never starts
-])
-def test_sigterm_ends_a_sweep_cleanly(home, launcher, expected_jobs):
-    returncode, stderr = _terminate_during_training(home, "-m", "model.activation=relu,tanh",
-                                                    "model.hidden_neurons=16", "verbose=true", *launcher)
-    runs = mlflow_runs(home)
-    evidence = f"exit {returncode}, runs {runs[['tags.mlflow.runName', 'status']].values.tolist()}, {stderr[-2000:]}"
-    assert returncode == 128 + signal.SIGTERM, evidence
-    assert sorted(zip(runs["tags.fnn_sweep.role"], runs["status"])) == \
-        [("job", "KILLED")] * expected_jobs + [("sweep", "KILLED")], evidence
-    assert "database is locked" not in stderr
-
-
-@pytest.mark.parametrize("preset, extra", [
-    ("table1", ["model.hidden_neurons=32"]),
-    ("table1_published", ["model.hidden_neurons=32"]),
-    ("iris", []),
-    ("xor", []),
-    ("california_housing", ["dataset=diabetes"]),  # its own data needs the internet
-])
-def test_every_preset_runs_one_short_epoch(home, mnist_dir, preset, extra):
-    result = run_pipeline(home, f"+experiment={preset}", "train.epochs=1", f"dataset.dir={mnist_dir}"
-                          if preset.startswith("table1") else "quiet=true", *extra, *FAST)
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = mlflow_runs(home)
-    assert list(runs["status"]) == ["FINISHED"]
-
-
-def test_hydra_flags_work(home):
-    result = run_pipeline(home, "--cfg", "job", "model.activation=tanh")
-    assert result.returncode == 0 and "activation: tanh" in result.stdout
-    assert not (home / "mlflow.db").exists()
-    assert run_pipeline(home, "--help").returncode == 0
-
-
-def test_sweep_against_an_mlflow_server_over_http(home, mlflow_server_url):
-    result = run_pipeline(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=16",
-                          "train.epochs=1", f"mlflow.tracking_uri={mlflow_server_url}", "report.after_sweep=false",
-                          "quiet=true")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"open {mlflow_server_url} in a browser" in result.stdout
-    mlflow.set_tracking_uri(mlflow_server_url)
-    runs = mlflow.search_runs(experiment_names=["fnn-sweep"])
-    jobs = jobs_of(runs)
-    assert len(jobs) == 2 and set(jobs["status"]) == {"FINISHED"}
-    assert {"config.yaml", "loss_curve.png"} <= {a.path for a in MlflowClient().list_artifacts(jobs["run_id"].iloc[0])}
-    assert not (home / "mlflow.db").exists()  # nothing went to the local default store
-    assert not (home / "mlartifacts").exists()  # the server keeps the artifacts, not the client's disk
-    stored = {p.name for p in (mlflow_server_url.artifacts).rglob("*") if p.is_file()}
-    assert {"config.yaml", "loss_curve.png", "confusion_matrix.csv"} <= stored
-
-
-def test_reused_workers_leak_nothing_between_jobs(home):
-    """8 jobs on 2 worker processes: each run has its own params, data, parent and one BLAS thread."""
-    stray = {"MLFLOW_RUN_ID": "0" * 32}  # must never be reopened or nested under
-    result = run_pipeline(home, "-m", "dataset=digits", "dataset.standardize=true,false", "model.activation=relu,tanh",
-                          "model.hidden_neurons=8,16", "train.epochs=1", "hydra.launcher.n_jobs=2", *FAST, env=stray)
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = mlflow_runs(home)
-    parent = runs[runs["tags.fnn_sweep.role"] == "sweep"]
-    jobs = jobs_of(runs)
-    assert len(jobs) == 8 and set(jobs["status"]) == {"FINISHED"}
-    assert set(jobs["tags.mlflow.parentRunId"]) == {parent["run_id"].item()}
-    cells = set(zip(jobs["params.dataset.standardize"], jobs["params.activation"], jobs["params.hidden_neurons"]))
-    assert len(cells) == 8  # every job logged its own params
-    # The cached dataset follows each job's config: one data hash per standardize value.
-    hashes = jobs.groupby("params.dataset.standardize")["tags.dataset_hash"].agg(set)
-    assert all(len(h) == 1 for h in hashes) and hashes["True"] != hashes["False"]
-    assert len(set(jobs["tags.pid"])) <= 2  # the workers were reused: 8 jobs, at most 2 processes
-    assert set(jobs["params.compute.blas_threads"]) == {str(max(1, len(os.sched_getaffinity(0)) // 2))}
-    assert result.stdout.count("[8/8] ") == 1  # one progress line per finished job

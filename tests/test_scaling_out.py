@@ -32,6 +32,8 @@ def _client_disk_is_clean(home):
     return not any((home / name).exists() for name in ("mlflow.db", "mlartifacts", "mlruns"))
 
 
+@pytest.mark.readme('mlflow server --app-name basic-auth --host 127.0.0.1 --port 5000 --backend-store-uri postgresql://mlflow@dbhost/mlflow --artifacts-destination /srv/mlflow/artifacts',
+                    'python -m pipeline.report mlflow.tracking_uri=http://HOST:5000')
 def test_parallel_sweep_against_a_server_on_postgresql(home, tmp_path, postgres_uri):
     with mlflow_server(tmp_path / "server", backend_store_uri=postgres_uri) as url:
         result = run_pipeline(home, "-m", *SWEEP, "hydra.launcher.n_jobs=2", f"mlflow.tracking_uri={url}")
@@ -64,6 +66,11 @@ def test_parallel_sweep_against_a_server_on_postgresql(home, tmp_path, postgres_
             assert [m.name for m in models] == [layout.ARTIFACT_MODEL]
             assert (url.artifacts / experiment.experiment_id / "models" / models[0].model_id / "artifacts"
                     / "MLmodel").is_file()
+        # The report, from anywhere that reaches the server.
+        report = run_pipeline(home, f"mlflow.tracking_uri={url}", f"report.out_dir={tmp_path / 'report'}",
+                              module="pipeline.report")
+        assert report.returncode == 0, report.stderr[-3000:]
+        assert len((tmp_path / "report" / "table1_test_accuracy.csv").read_text().splitlines()) == 3
     # The runs are rows in PostgreSQL, not in a file of the client's.
     rows = subprocess.run([str(postgres_bindir() / "psql"), postgres_uri, "-tAc", "select count(*) from runs"],
                           capture_output=True, text=True, check=True).stdout.strip()
@@ -86,6 +93,7 @@ def auth_server(tmp_path):
 
 @pytest.mark.parametrize("credentials, accepted", [
     ("right", True), ("none", False), ("wrong", False)])
+@pytest.mark.readme('mlflow server --app-name basic-auth --host 127.0.0.1 --port 5000 --backend-store-uri postgresql://mlflow@dbhost/mlflow --artifacts-destination /srv/mlflow/artifacts')
 def test_a_shared_server_lets_in_only_valid_credentials(home, auth_server, credentials, accepted, monkeypatch):
     url, password = auth_server
     env = {"none": {}, "right": {"MLFLOW_TRACKING_USERNAME": "fnn", "MLFLOW_TRACKING_PASSWORD": password},
@@ -126,13 +134,31 @@ def _two_jobs_nested_in_mlflow(home, launcher, *settings):
 
 @pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
                     reason="hydra-submitit-launcher is not installed: pip install -e '.[slurm]'")
+@pytest.mark.readme('python -m pipeline -m hydra/launcher=submitit_local')
 def test_submitit_local_launcher_runs_jobs_that_nest_in_mlflow(home):
     jobs = _two_jobs_nested_in_mlflow(home, "submitit_local")
     assert len(set(jobs["tags.pid"]) | {str(os.getpid())}) == 3  # each job in a process of its own
 
 
+@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+                    reason="hydra-submitit-launcher is not installed: pip install -e '.[slurm]'")
+@pytest.mark.readme("python -m pipeline -m hydra/launcher=slurm hydra.launcher.partition=cpu "
+                    "mlflow.tracking_uri=http://HOST:5000")
+def test_slurm_command_composes_the_submitit_slurm_launcher(home):
+    # Submitting needs a SLURM cluster (sbatch); here the command is run up to its composed launcher config,
+    # and the same launcher plugin runs real jobs in test_submitit_local_launcher_runs_jobs_that_nest_in_mlflow.
+    result = run_pipeline(home, "hydra/launcher=slurm", "hydra.launcher.partition=cpu",
+                          "mlflow.tracking_uri=http://HOST:5000", "--cfg", "hydra", "--package", "hydra.launcher")
+    assert result.returncode == 0, result.stderr[-3000:]
+    launcher = yaml.safe_load(result.stdout)  # the hydra.launcher package alone
+    assert launcher["_target_"] == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher["partition"] == "cpu" and launcher["cpus_per_task"] == 2
+
+
 @pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
                     reason="hydra-ray-launcher is not installed: pip install -e '.[ray]' (see README: Scaling out)")
+@pytest.mark.readme('python -m pipeline -m hydra/launcher=ray mlflow.tracking_uri=http://HOST:5000',
+                    'python -m pipeline -m hydra/launcher=ray +hydra.launcher.ray.init.address=auto mlflow.tracking_uri=http://HOST:5000')
 def test_ray_launcher_runs_jobs_that_nest_in_mlflow(home):
     # A local Ray instance on loopback only, without its dashboard.
     jobs = _two_jobs_nested_in_mlflow(home, "ray", "+hydra.launcher.ray.init._node_ip_address=127.0.0.1",

@@ -6,6 +6,7 @@ every file in a fixed order and format, so a regenerated report diffs cleanly.
 """
 
 from pipeline.report.index import write_report
+from pipeline.report.register import register_best_model
 from pipeline.report.select import ReportError
 
-__all__ = ["ReportError", "write_report"]
+__all__ = ["ReportError", "register_best_model", "write_report"]

@@ -1,5 +1,6 @@
 """`python -m pipeline.report [mlflow.tracking_uri=...] [mlflow.experiment_name=...]
-[report.out_dir=...] [report.sweep_id=ID|all]`: regenerate a report from MLflow."""
+[report.out_dir=...] [report.sweep_id=ID|all] [report.register_best=NAME]`: regenerate a report
+from MLflow; with register_best, also register the selection's best model (by validation score)."""
 
 import logging
 
@@ -7,7 +8,7 @@ import hydra
 
 from pipeline import failure
 from pipeline.config import register_configs
-from pipeline.report import ReportError, write_report
+from pipeline.report import register_best_model, write_report
 from pipeline.tracking import reaper, store
 
 log = logging.getLogger("pipeline")
@@ -22,9 +23,12 @@ def hydra_app(cfg):
     try:
         out = write_report(cfg.mlflow.tracking_uri, cfg.mlflow.experiment_name, cfg.report.sweep_id,
                            cfg.report.out_dir)
-    except ReportError as exc:
+        log.info(f"Report written to {out} (index: {out / 'report.md'})")
+        if cfg.report.register_best:
+            register_best_model(cfg.mlflow.tracking_uri, cfg.mlflow.experiment_name, cfg.report.sweep_id,
+                                cfg.report.register_best)
+    except failure.InputError as exc:  # ReportError too
         failure.abort(exc)
-    log.info(f"Report written to {out} (index: {out / 'report.md'})")
 
 
 def main():

@@ -71,6 +71,7 @@ TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TAG_FAILURE = "failure_reason"
 TAG_STOP_REASON = "stop_reason"
 TAG_DATASET, TAG_DATASET_HASH, TAG_DATASET_SOURCE = "dataset", "dataset_hash", "dataset_source"
+DATASET_CONTEXT = "training"  # the run's logged input: name, digest (= dataset_hash), source, split sizes
 ENVIRONMENT_TAGS = ("hostname", "pid", "python", "numpy", "cpu", "cpu_count", "blas")  # runs.environment_tags' order
 BLAS_THREADS = "compute.blas_threads"  # param: the BLAS threads a job used
 CHOICE_TAG_PREFIX = "choice."  # Hydra's group choices: choice.optimizer = sgd

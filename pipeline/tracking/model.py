@@ -5,7 +5,6 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 
 from pipeline.tracking import layout
 
@@ -13,19 +12,16 @@ TRACKING_DIR = Path(__file__).resolve().parent
 FNN_CORE_DIR = TRACKING_DIR.parents[1] / "fnn_core"
 
 
-def feature_frame(X):
-    """Rows of features as the model's input: columns f0 ... f{n-1}."""
-    return pd.DataFrame(np.asarray(X, dtype=np.float64), columns=[f"f{i}" for i in range(np.shape(X)[1])])
-
-
 def log_pyfunc_model(net, example_rows):
-    """Log the network so `mlflow models predict -m runs:/ID/model` works on a CSV with columns f0, f1, ...
+    """Log the network as the run's model: ``mlflow.pyfunc.load_model(uri).predict(X)``, serve, predict.
 
-    ``example_rows`` (a few rows of X) become the model's input example and signature.
+    ``example_rows``: (k, n_features), a few rows of X; they become the input example.
+    The signature is one float32 tensor (-1, n_features) plus the param ``output``
+    ("label", or "proba" for class probabilities).
     """
     from mlflow.models import infer_signature
 
-    example = feature_frame(example_rows)
+    example = np.asarray(example_rows, dtype=np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "fnn.npz"
         net.save(weights)
@@ -34,7 +30,7 @@ def log_pyfunc_model(net, example_rows):
             python_model=str(TRACKING_DIR / "pyfunc_model.py"),
             artifacts={"weights": str(weights)},
             code_paths=[str(FNN_CORE_DIR)],
-            signature=infer_signature(example, net.predict(example_rows)),
+            signature=infer_signature(example, net.predict(example), params={"output": "label"}),
             input_example=example,
             pip_requirements=[f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}"],
         )

@@ -5,6 +5,7 @@ environment, so a job on another machine or in a reused worker process
 needs only its composed config.
 """
 
+import json
 import os
 import platform
 import socket
@@ -18,6 +19,7 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.git_utils import get_git_commit
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from pipeline.machine import blas_info, cpu_model
 from pipeline.tracking import layout
@@ -160,8 +162,33 @@ def log_report_time(parent_run_id, seconds):
 
 
 def log_dataset(data):
-    mlflow.set_tags({layout.TAG_DATASET: data.name, layout.TAG_DATASET_HASH: data.content_hash(),
+    """Tag the run with its dataset and log it as the run's input (the UI's Dataset column and filter)."""
+    digest = data.content_hash()
+    mlflow.set_tags({layout.TAG_DATASET: data.name, layout.TAG_DATASET_HASH: digest,
                      layout.TAG_DATASET_SOURCE: data.source})
+    # The entity directly, not mlflow.data.from_numpy: that would hash the arrays again and profile one split.
+    schema = {"mlflow_tensorspec": {"features": json.dumps([{"type": "tensor", "tensor-spec": {
+        "dtype": "float32", "shape": [-1, data.n_features]}}]), "targets": None}}
+    profile = {"train_rows": len(data.X_train), "validation_rows": len(data.X_val),
+               "test_rows": len(data.X_test), "features": data.n_features}
+    if data.n_classes:
+        profile["classes"] = data.n_classes
+    source_type = "local" if Path(data.source).is_dir() else "code"
+    dataset = mlflow.entities.Dataset(
+        name=data.name, digest=digest, source_type=source_type,
+        source=json.dumps({"uri": str(Path(data.source).resolve())} if source_type == "local" else {"tags": {"source": data.source}}),
+        schema=json.dumps(schema), profile=json.dumps(profile))
+    context = mlflow.entities.InputTag(MLFLOW_DATASET_CONTEXT, layout.DATASET_CONTEXT)
+    inputs = [mlflow.entities.DatasetInput(dataset, tags=[context])]
+    run_id = mlflow.active_run().info.run_id
+    try:
+        MlflowClient().log_inputs(run_id, datasets=inputs)
+    except mlflow.MlflowException as exc:
+        # MLflow's SQL store checks for the dataset, then inserts it: two jobs logging the same dataset
+        # at once can both insert, and one fails on the unique key. Once it exists, logging links it.
+        if "unique" not in str(exc).lower():
+            raise
+        MlflowClient().log_inputs(run_id, datasets=inputs)
 
 
 def log_failure(reason):

@@ -110,11 +110,33 @@ def find_experiment(tracking_uri, experiment_name):
     return None if experiment is None else experiment.experiment_id
 
 
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
+
+
 def ui_command(tracking_uri):
     uri = absolute_tracking_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
     return f"mlflow ui --backend-store-uri {uri}"
+
+
+def _ui_base(tracking_uri):
+    uri = absolute_tracking_uri(tracking_uri)
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_ADDRESS
+
+
+def models_page(tracking_uri, model_name):
+    """The UI address of a registered model."""
+    return f"{_ui_base(tracking_uri)}/#/models/{model_name}"
+
+
+def runs_page(tracking_uri, experiment_id, run_id=None):
+    """The UI address of an experiment's runs table (the bare experiment page shows a GenAI overview)
+    or, with ``run_id``, of one run."""
+    base = _ui_base(tracking_uri)
+    if run_id:
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 PROBE_SECONDS = 5  # one try, no retries: MLflow's own retries take minutes on a dead server

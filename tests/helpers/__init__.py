@@ -14,10 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 FAST = ("quiet=true", "mlflow.log_model=false")  # no epoch lines, no model: the quick path through a job
 
 
-def run_pipeline(home, *args, module="pipeline", timeout=600, env=None):
+def run_pipeline(home, *args, module="pipeline", timeout=600, env=None, cwd=REPO):
     """Run `python -m <module> ARGS` as a user would, with FNN_SWEEP_HOME=home."""
     env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

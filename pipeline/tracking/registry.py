@@ -1,0 +1,59 @@
+"""The model registry: a sweep's best model, registered by name (the UI's Models page)."""
+
+import logging
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from pipeline.failure import InputError
+from pipeline.tracking import layout, store
+
+log = logging.getLogger("pipeline")
+
+# Chosen on validation, never on test: the test score of the chosen model stays an honest estimate.
+SELECTION = (("val_accuracy", "max"), ("val_mse", "min"))
+TAG_SELECTION, TAG_SELECTED_BY = "fnn_sweep.selection", "fnn_sweep.selected_by"
+
+
+def best_job(jobs):
+    """The FINISHED job with the best final validation score; returns (row, metric).
+
+    jobs: a ``layout.read_runs`` frame of job runs. Ties go to the earliest run.
+    """
+    finished = jobs[jobs["status"] == "FINISHED"]
+    for metric, best in SELECTION:
+        if metric in finished and finished[metric].notna().any():
+            scores = finished[metric].astype(float)
+            index = scores.idxmax() if best == "max" else scores.idxmin()
+            return finished.loc[index], metric
+    raise InputError("no finished run has a validation score to choose by (train.val_fraction=0?); "
+                     "nothing registered")
+
+
+def register_best(tracking_uri, experiment_id, jobs, name, selection):
+    """Register the model of the best job under ``name`` (a new version each time); returns the version.
+
+    Only runs that logged a model (``mlflow.log_model=true``) compete.
+    """
+    uri = store.absolute_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    models = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list")
+    model_of_run = {m.source_run_id: m.model_id for m in models if m.name == layout.ARTIFACT_MODEL}
+    candidates = jobs[jobs["run_id"].isin(model_of_run)]
+    if candidates.empty:
+        raise InputError(f"no run of {selection} logged a model (mlflow.log_model=false?); nothing registered")
+    row, metric = best_job(candidates)
+    # models:/<id> names the logged model itself, so the version links to it and to its run.
+    version = mlflow.register_model(f"models:/{model_of_run[row['run_id']]}", name, tags={
+        TAG_SELECTION: selection, TAG_SELECTED_BY: metric})
+    scores = f"{metric} {row[metric]:.4f}"
+    test = next((m for m in (layout.TEST_ACCURACY, layout.TEST_MSE) if m in row and pd.notna(row[m])), None)
+    if test:
+        scores += f", {test} {row[test]:.4f}"
+    MlflowClient(uri).update_model_version(name, version.version, description=(
+        f"Best of {selection} by final {metric} (validation, not test): run {row['run_name']} "
+        f"({row['run_id']}); {scores}."))
+    log.info(f"Registered model '{name}' version {version.version}: run {row['run_name']} ({scores}); "
+             f"models:/{name}/{version.version}, in the UI: {store.models_page(tracking_uri, name)}")
+    return version
