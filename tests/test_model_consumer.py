@@ -72,7 +72,7 @@ def test_the_model_takes_arrays_and_any_dataframe_and_reproduces_test_accuracy(s
         model.predict(data.X_test[:2], params={"output": "logits"})
 
 
-@pytest.mark.readme('python -m pipeline.report report.register_best=mnist-mlp',
+@pytest.mark.readme('python -m pipeline.report', 'python -m pipeline.report report.register_best=mnist-mlp',
                     'python -m pipeline -m report.register_best=mnist-mlp')
 def test_the_best_run_by_validation_is_registered(sweep):
     home, stdout, jobs, _ = sweep
@@ -82,9 +82,11 @@ def test_the_best_run_by_validation_is_registered(sweep):
     assert version.run_id == best["run_id"] and version.tags["fnn_sweep.selected_by"] == "val_accuracy"
     assert "validation, not test" in version.description
     assert f"Registered model '{MODEL_NAME}' version 1: run {best['tags.mlflow.runName']}" in stdout
-    # Again from the report command: a new version of the same name, same choice.
+    # Again from the report command, which also rewrites the latest sweep's report: a new version.
+    (home / "reports" / "report.md").unlink()
     result = run_pipeline(home, f"report.register_best={MODEL_NAME}", module="pipeline.report")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert (home / "reports" / "report.md").is_file()
     assert client.get_model_version(MODEL_NAME, "2").run_id == best["run_id"]
     loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/2")
     assert loaded.metadata.run_id == best["run_id"]
@@ -92,14 +94,13 @@ def test_the_best_run_by_validation_is_registered(sweep):
 
 def test_registering_without_models_registers_nothing_and_says_why(tmp_path):
     empty = tmp_path / "empty"
-    result = run_pipeline(empty, "-m", "+experiment=xor", "train.epochs=1",
-                          "quiet=true", "mlflow.log_model=false", "report.after_sweep=false")
+    result = run_pipeline(empty, "+experiment=xor", "train.epochs=1", "quiet=true", "mlflow.log_model=false")
     assert result.returncode == 0, result.stderr[-3000:]
-    result = run_pipeline(empty, "report.register_best=xor-best", module="pipeline.report")
+    result = run_pipeline(empty, "report.register_best=xor-best", "report.sweep_id=all", module="pipeline.report")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: no run of sweep {mlflow_runs(empty)['tags.sweep_id'].dropna().iloc[0]} logged a model "
-        "(mlflow.log_model=false?); nothing registered")
+        "error: no run of all runs of the experiment logged a model (mlflow.log_model=false?); nothing registered")
+    assert MlflowClient(store_uri(empty)).search_registered_models() == []
 
 
 @pytest.mark.readme('MLFLOW_TRACKING_URI=sqlite:///$PWD/mlflow.db mlflow models serve -m runs:/RUN_ID/model --env-manager local -h 127.0.0.1 -p 5001',

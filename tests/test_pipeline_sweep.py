@@ -59,6 +59,7 @@ def test_default_grid_sweep(home, mnist_dir, tmp_path):
     assert f"Report: {home / 'reports'}" in result.stdout
 
 
+@pytest.mark.readme('python -m pipeline -m model.activation=relu,tanh optimizer.lr=0.01,0.1')
 def test_command_line_overrides_replace_and_extend_the_grid(home):
     result = run_pipeline(home, "-m", "model.activation=relu,tanh", "optimizer.lr=0.01,0.1", "dataset=digits",
                           "model.hidden_neurons=16,32", "train.epochs=1", *FAST)
@@ -97,6 +98,7 @@ def test_a_single_run_that_fails_exits_1_with_its_run_failed(home):
 
 
 @pytest.mark.readme('MLFLOW_TRACKING_URI=sqlite:///$PWD/mlflow.db mlflow models predict -m runs:/RUN_ID/model -i rows.json -t json --env-manager local')
+@pytest.mark.readme('python -m pipeline')
 def test_single_run_has_no_parent_and_its_model_serves_predictions(home, tmp_path):
     result = run_pipeline(home, "dataset=digits", "train.epochs=10", "quiet=true")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -84,6 +84,7 @@ def test_failed_runs_are_counted_and_cells_left_missing(store, tmp_path):
     assert "—" in (out / "table1_test_accuracy.md").read_text()
 
 
+@pytest.mark.readme('python -m pipeline.report report.sweep_id=all report.out_dir=reports/all')
 def test_all_pools_every_run_of_the_experiment(store, tmp_path):
     home, runs, _ = store
     out = report(home, tmp_path / "all", "report.sweep_id=all")

@@ -37,6 +37,7 @@ def _kill_after(process, needle):
 
 
 @pytest.mark.slow
+@pytest.mark.readme('python -m pipeline -m hydra/launcher=basic')
 def test_a_killed_sweep_resumes_with_exactly_the_missing_jobs(home):
     _kill_after(_start(home, *SWEEP), "[2/6]")
     before = jobs_of(mlflow_runs(home))
@@ -67,6 +68,7 @@ def test_a_killed_sweep_resumes_with_exactly_the_missing_jobs(home):
 
 
 @pytest.mark.slow
+@pytest.mark.readme('python -m pipeline.reap')
 def test_reap_command_ends_a_killed_single_run(home):
     _kill_after(_start(home, "dataset=digits", "train.epochs=100000", "mlflow.log_model=false"), "epoch 3/")
     run = mlflow_runs(home).iloc[0]
@@ -120,9 +122,7 @@ def test_two_sweeps_started_at_once_into_a_new_store_both_nest_correctly(home):
         assert set(mine["tags.sweep_id"]) == {sweep_id}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", [[], ["-m"]], ids=["single", "sweep"])
-@pytest.mark.parametrize("override, needle", [
+BAD_INPUT = [
     ("model.activation=swish", "model.activation='swish' is not valid; choose one of:"),
     ("model.hidden_neurons=0", "model.hidden_neurons=0 is not valid: must be >= 1"),
     ("model.hidden_neurons=-3", "model.hidden_neurons=-3 is not valid: must be >= 1"),
@@ -137,8 +137,16 @@ def test_two_sweeps_started_at_once_into_a_new_store_both_nest_correctly(home):
     ("mlflow.tracking_uri=sqlite:////proc/no-such-dir/mlflow.db", "cannot use the tracking store "
                                                                   "sqlite:////proc/no-such-dir/mlflow.db"),
     ("mlflow.tracking_uri=CORRUPT", "file is not a database"),
-    ("mlflow.tracking_uri=http://127.0.0.1:9", "no tracking server answers at http://127.0.0.1:9"),
-])
+    ("mlflow.tracking_uri=http://127.0.0.1:9", "no tracking server answers at http://127.0.0.1:9")]
+# Range checks run through the same validate() in both paths: the sweep path checks them all, the
+# single-run path one of each kind (choice, range, type, key, group, batch, store).
+RANGE_ONLY = {"model.hidden_neurons=-3", "optimizer.lr=0", "optimizer.lr=-0.5", "train.epochs=0"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, override, needle", [
+    pytest.param(mode, override, needle, id=f"{override}-{'sweep' if mode else 'single'}")
+    for override, needle in BAD_INPUT for mode in ([], ["-m"]) if mode or override not in RANGE_ONLY])
 def test_bad_input_is_one_line_exit_2_and_no_run(home, tmp_path, mode, override, needle):
     if "CORRUPT" in override:
         corrupt = tmp_path / "corrupt.db"
@@ -177,6 +185,7 @@ def test_eight_jobs_at_once_against_sqlite_lose_nothing(home):
 
 
 @pytest.mark.slow
+@pytest.mark.readme('python -m pipeline -m verbose=true')
 def test_ctrl_c_ends_a_parallel_sweep_killed_with_one_press(home):
     process = _start(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=16",
                      "train.epochs=1000000", "verbose=true", "mlflow.log_model=false")

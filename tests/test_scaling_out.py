@@ -78,9 +78,11 @@ def test_parallel_sweep_against_a_server_on_postgresql(home, tmp_path, postgres_
     assert _client_disk_is_clean(home)
 
 
-@pytest.fixture
-def auth_server(tmp_path):
-    """An `mlflow server --app-name basic-auth` whose admin is fnn with a random password."""
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    """An `mlflow server --app-name basic-auth` whose admin is fnn with a random password (one for the module:
+    it takes 15-25 s to start)."""
+    tmp_path = tmp_path_factory.mktemp("auth")
     password = secrets.token_urlsafe(16)
     ini = tmp_path / "basic_auth.ini"
     ini.write_text("[mlflow]\ndefault_permission = READ\n"
@@ -98,6 +100,9 @@ def test_a_shared_server_lets_in_only_valid_credentials(home, auth_server, crede
     url, password = auth_server
     env = {"none": {}, "right": {"MLFLOW_TRACKING_USERNAME": "fnn", "MLFLOW_TRACKING_PASSWORD": password},
            "wrong": {"MLFLOW_TRACKING_USERNAME": "fnn", "MLFLOW_TRACKING_PASSWORD": "not-" + password}}[credentials]
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "fnn")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    before = _run_ids(url)
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     result = run_pipeline(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=8",
@@ -105,7 +110,8 @@ def test_a_shared_server_lets_in_only_valid_credentials(home, auth_server, crede
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "fnn")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
     experiment = MlflowClient(url).get_experiment_by_name("fnn-sweep")
-    runs = MlflowClient(url).search_runs([experiment.experiment_id]) if experiment else []
+    runs = [r for r in (MlflowClient(url).search_runs([experiment.experiment_id]) if experiment else [])
+            if r.info.run_id not in before]
     if accepted:
         assert result.returncode == 0, result.stderr[-3000:]
         assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
@@ -115,8 +121,13 @@ def test_a_shared_server_lets_in_only_valid_credentials(home, auth_server, crede
         assert result.stderr.strip().splitlines() == [
             f"error: the tracking server {url} refused the credentials (HTTP 401): set MLFLOW_TRACKING_USERNAME "
             "and MLFLOW_TRACKING_PASSWORD, or put them in ~/.mlflow/credentials"]
-        assert runs == []  # stopped before training: no run
+        assert runs == []  # stopped before training: no new run
     assert _client_disk_is_clean(home)
+
+
+def _run_ids(url):
+    experiment = MlflowClient(url).get_experiment_by_name("fnn-sweep")
+    return {r.info.run_id for r in MlflowClient(url).search_runs([experiment.experiment_id])} if experiment else set()
 
 
 def _two_jobs_nested_in_mlflow(home, launcher, *settings):

@@ -64,6 +64,26 @@ def plot_vs_width(table, activations, ylabel, path, log_y=False):
     _save(fig, path)
 
 
+def plot_validation_vs_lr(cells, activations, ylabel, path):
+    """One panel per activation, one line per width: mean validation score vs lr (log axis), std over seeds.
+
+    cells: ``best_lr.lr_cells`` rows (other axes are pooled into the width's line).
+    """
+    fig, axes = plt.subplots(1, len(activations), figsize=(4 * len(activations), 3.6), sharey=True, squeeze=False)
+    for ax, activation in zip(axes[0], activations):
+        mine = cells[cells["activation"] == activation]
+        for width, line in mine.groupby("hidden_neurons"):
+            line = line.groupby("lr")[["validation", "validation_std"]].mean()
+            ax.errorbar(line.index, line["validation"], yerr=line["validation_std"], marker="o", capsize=3,
+                        label=f"{width:g}")
+        ax.set_xscale("log")
+        ax.set(title=activation, xlabel="learning rate")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(title="hidden neurons", fontsize=7)
+    _save(fig, path)
+
+
 def plot_heatmap(table, activations, title, path, digits, cmap):
     values = table.groupby("hidden_neurons")[activations].mean()
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(activations), 1.2 + 0.6 * len(values)))

@@ -6,12 +6,14 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.report import figures
+from pipeline.report.best_lr import STEM as BEST_LR_STEM, write_best_lr
 from pipeline.report.render import fmt, latex_table, markdown_table
 from pipeline.report.select import extra_axes, load_runs, select_jobs
 from pipeline.report.tables import cell_frame, label, ordered_activations, published_comparison, summarize, \
     table_specs
 from pipeline.tracking import layout
 
+LITERATURE_CSV = Path(__file__).resolve().parent / "reference" / "literature_mlp.csv"
 SETTINGS = (("dataset", "dataset.name"), ("epochs", "train.epochs"), ("batch size", "train.batch_size"),
             ("optimizer", "optimizer.name"), ("learning rate", layout.LR), ("momentum", "optimizer.momentum"),
             ("init", "model.init"), ("hidden layers", "model.hidden_layers"),
@@ -55,8 +57,18 @@ def write_report(tracking_uri, experiment_name, sweep_id, out_dir):
                          "viridis" if quality_spec.best == "max" else "viridis_r")
     figures.plot_heatmap(time_table, activations, "training time (s)", out / "heatmap_training_time.png", 1,
                          "magma_r")
-    (out / "report.md").write_text(_index(jobs, frame, selection, axes, sections, missing_cells))
+    best_lr = write_best_lr(jobs, axes, quality_spec, selection, out) if layout.LR in axes else None
+    literature = literature_rows(jobs)
+    (out / "report.md").write_text(_index(jobs, frame, selection, axes, sections, missing_cells, best_lr,
+                                          literature))
     return out
+
+
+def literature_rows(jobs):
+    """Published MLP results on the runs' dataset(s) (reference/literature_mlp.csv), for context."""
+    names = set(jobs["dataset.name"]) if "dataset.name" in jobs else set()
+    literature = pd.read_csv(LITERATURE_CSV)
+    return literature[literature["dataset"].isin(names)]
 
 
 def _values(jobs, key):
@@ -73,7 +85,7 @@ def _settings(jobs, axes):
             ("axes besides activation x width", ", ".join(axes) or "none"), ("machine", "; ".join(sorted(machines)))]
 
 
-def _index(jobs, frame, selection, axes, sections, missing_cells):
+def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr=None, literature=None):
     statuses = frame["status"].value_counts().to_dict()
     lines = [f"# fnn-sweep report: {selection}", "",
              f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m pipeline.report` "
@@ -99,6 +111,20 @@ def _index(jobs, frame, selection, axes, sections, missing_cells):
             lines += [f"Seconds inside fit (logging excluded), with {_values(jobs, layout.BLAS_THREADS)} BLAS "
                       "thread(s) per job.", ""]
         lines += [md]
+        if spec is sections[0][0] and literature is not None and len(literature):
+            lines += ["### Published single-hidden-layer MLP results on this dataset: other setups", "",
+                      "Context only, not comparable cell by cell: other training sets, epochs, losses and "
+                      "preprocessing (from pipeline/report/reference/literature_mlp.csv).", "",
+                      "| model | loss | preprocessing | test error (%) | source |", "| --- | --- | --- | --- | --- |"]
+            lines += [f"| {r.model} | {r.loss} | {r.preprocessing} | {r.test_error_pct} | {r.source} |"
+                      for r in literature.itertuples()]
+            lines += [""]
+        if spec is sections[0][0] and best_lr is not None:
+            note, best_md = best_lr
+            lines += [f"## {spec.label} at the best learning rate per cell", "",
+                      f"[CSV]({BEST_LR_STEM}.csv) · [Markdown]({BEST_LR_STEM}.md) · [LaTeX]({BEST_LR_STEM}.tex) · "
+                      "[figure: validation vs lr](val_vs_lr.png).", "", note, "", best_md,
+                      "![validation vs learning rate](val_vs_lr.png)", ""]
         if comparison is None:
             continue
         lines += [f"### {spec.label}: ours vs the published study (MNIST, 60k/10k, SGD lr 0.1)", "",

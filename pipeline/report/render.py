@@ -38,12 +38,15 @@ def markdown_table(table, activations, axes, spec):
     return "\n".join(lines) + "\n"
 
 
-def latex_table(table, activations, axes, caption, spec):
+def latex_table(table, activations, axes, caption, spec, cell=None):
+    """``cell(row, activation)``: a cell's text (default: mean ± std)."""
+    cell = cell or (lambda row, a: _cell(row, a, spec.digits, r"$\pm$"))
     columns = ["hidden neurons", *axes, *activations]
     lines = [r"\begin{table}[ht]", r"\centering", r"\begin{tabular}{" + "r" * len(columns) + "}", r"\hline",
              " & ".join(c.replace("_", r"\_") for c in columns) + r" \\", r"\hline"]
     for _, row in table.iterrows():
-        cells = [_cell(row, a, spec.digits, r"$\pm$").replace(MISSING, "--") for a in activations]
+        cells = [cell(row, a).replace(MISSING, "--") for a in activations]
         lines.append(" & ".join(_row_labels(row, axes) + cells) + r" \\")
+    caption = caption.replace("%", r"\%")  # a bare % starts a LaTeX comment
     lines += [r"\hline", r"\end{tabular}", rf"\caption{{{caption}}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
