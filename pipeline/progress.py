@@ -14,6 +14,7 @@ from pipeline.tracking import layout, runs
 
 log = logging.getLogger("pipeline")
 ENDED = ("FINISHED", "FAILED", "KILLED")
+END_TIME_SLACK_MS = 120_000
 
 
 def job_line(done, planned, job):
@@ -53,7 +54,8 @@ class SweepProgress:
     def __init__(self, parent_run_id, planned, poll_s=1.0, summary_s=10.0):
         self.parent_run_id, self.planned = parent_run_id, planned
         self.poll_s, self.summary_s = poll_s, summary_s
-        self.reported = set()
+        self.reported, self.failed = set(), 0
+        self._newest_end = 0  # ms since the epoch: the newest end time seen
         self.started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="sweep-progress", daemon=True)
@@ -63,12 +65,12 @@ class SweepProgress:
         return self
 
     def stop(self, report=True):
-        """Stop polling and (``report``) print what ended since the last poll."""
+        """Stop polling and (``report``) print what ended since the last poll (all runs read once more)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
         if report:
-            self.poll()
+            self.poll(everything=True)
 
     def _watch(self):
         last_summary = time.monotonic()
@@ -82,13 +84,22 @@ class SweepProgress:
                 log.info(sweep_line(*counts, self.planned, time.monotonic() - self.started))
                 last_summary = time.monotonic()
 
-    def poll(self):
-        """Print a line for each job that ended since the last poll; returns (done, failed, running)."""
-        jobs = runs.sweep_jobs(self.parent_run_id)
-        ended = jobs[jobs["status"].isin(ENDED)].sort_values("end_time", kind="stable")
+    def poll(self, everything=False):
+        """Print a line for each job that ended since the last poll; returns (done, failed, running).
+
+        Each poll reads only the running runs and those that ended lately (end times within
+        ``END_TIME_SLACK_MS`` of the newest seen, for clocks of other machines), not the whole sweep:
+        reading every run each second costs a core on a sweep of a few hundred jobs.
+        """
+        ended_lately = None if everything else f"attributes.end_time >= {self._newest_end - END_TIME_SLACK_MS}"
+        ended = runs.sweep_jobs(self.parent_run_id, "attributes.status != 'RUNNING'", ended_lately)
+        ended = ended[ended["status"].isin(ENDED)].sort_values("end_time", kind="stable")
         for job in ended.itertuples():
             if job.run_id not in self.reported:
                 self.reported.add(job.run_id)
+                self.failed += job.status != "FINISHED"
                 log.info(job_line(len(self.reported), self.planned, job))
-        failed = int((ended["status"] != "FINISHED").sum())
-        return len(ended), failed, int((jobs["status"] == "RUNNING").sum())
+        if len(ended):
+            self._newest_end = max(self._newest_end, int(ended["end_time"].max().timestamp() * 1000))
+        running = runs.sweep_jobs(self.parent_run_id, layout.status_is("RUNNING"))
+        return len(self.reported), self.failed, len(running)

@@ -1,6 +1,7 @@
 """Sweeps that lose nothing: resume by configuration, runs of dead processes reaped."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -174,6 +175,10 @@ def test_eight_jobs_at_once_against_sqlite_lose_nothing(home):
     client = MlflowClient(store_uri(home))
     jobs = jobs_of(mlflow_runs(home))
     assert len(jobs) == 8 and set(jobs["status"]) == {"FINISHED"} and len(set(jobs["tags.pid"])) > 2
+    # Progress: exactly one line per job, numbered 1..8 in the order they ended, each naming its run.
+    lines = re.findall(r"\[(\d)/8\] (\S+)  test accuracy", result.stdout)
+    assert [int(k) for k, _ in lines] == list(range(1, 9))
+    assert sorted(name for _, name in lines) == sorted(jobs["tags.mlflow.runName"])
     for run_id in jobs["run_id"]:
         run = client.get_run(run_id)
         config = yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"))

@@ -67,11 +67,14 @@ def find_sweep(experiment_id, sweep_dir):
     return None
 
 
-def sweep_jobs(parent_run_id):
-    """The job runs nested under a sweep's parent run (a ``layout.read_runs`` frame)."""
+def sweep_jobs(parent_run_id, *conditions):
+    """The job runs nested under a sweep's parent run (a ``layout.read_runs`` frame).
+
+    conditions: more ``search_runs`` filter clauses, joined with AND (None ones are left out).
+    """
     parent = MlflowClient().get_run(parent_run_id)
-    return layout.read_runs([parent.info.experiment_id],
-                            filter_string=layout.tag_is(layout.TAG_PARENT, parent_run_id))
+    clauses = [layout.tag_is(layout.TAG_PARENT, parent_run_id), *filter(None, conditions)]
+    return layout.read_runs([parent.info.experiment_id], filter_string=" and ".join(clauses))
 
 
 def end_sweep(run_id, status, counts):
