@@ -57,6 +57,10 @@ def test_default_grid_sweep(home, mnist_dir, tmp_path):
     table = (home / "reports" / "table1_test_accuracy.csv").read_text().splitlines()
     assert table[0] == "hidden_neurons,sigmoid,relu,tanh" and len(table) == 5
     assert f"Report: {home / 'reports'}" in result.stdout
+    # Published MLP results on MNIST stand beside Table 1, each with its source, marked as other setups.
+    index = (home / "reports" / "report.md").read_text()
+    assert "other setups" in index and "| 2-layer NN, 800 HU, Cross-Entropy Loss | cross-entropy | none | 1.6 | 98.40 |" \
+        in index and "Simard" in index
 
 
 @pytest.mark.readme('python -m pipeline -m model.activation=relu,tanh optimizer.lr=0.01,0.1')

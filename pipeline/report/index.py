@@ -74,7 +74,15 @@ def literature_rows(jobs):
 def _values(jobs, key):
     if key not in jobs:
         return "None"
-    return ", ".join(sorted({label(v) for v in jobs[key]}, key=lambda v: (len(v), v)))
+    return ", ".join(sorted({label(v) for v in jobs[key]}, key=_number_first))
+
+
+def _number_first(text):
+    """Numbers in numeric order (0.001 before 0.01 before 0.1), then other values as text."""
+    try:
+        return 0, float(text), ""
+    except ValueError:
+        return 1, 0.0, text
 
 
 def _settings(jobs, axes):
@@ -115,9 +123,10 @@ def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr=None, 
             lines += ["### Published single-hidden-layer MLP results on this dataset: other setups", "",
                       "Context only, not comparable cell by cell: other training sets, epochs, losses and "
                       "preprocessing (from pipeline/report/reference/literature_mlp.csv).", "",
-                      "| model | loss | preprocessing | test error (%) | source |", "| --- | --- | --- | --- | --- |"]
-            lines += [f"| {r.model} | {r.loss} | {r.preprocessing} | {r.test_error_pct} | {r.source} |"
-                      for r in literature.itertuples()]
+                      "| model | loss | preprocessing | test error (%) | test accuracy (%) | source |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+            lines += [f"| {r.model} | {r.loss} | {r.preprocessing} | {r.test_error_pct} | "
+                      f"{100 - r.test_error_pct:.2f} | {r.source} |" for r in literature.itertuples()]
             lines += [""]
         if spec is sections[0][0] and best_lr is not None:
             note, best_md = best_lr
