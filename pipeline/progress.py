@@ -91,8 +91,8 @@ class SweepProgress:
         ``END_TIME_SLACK_MS`` of the newest seen, for clocks of other machines), not the whole sweep:
         reading every run each second costs a core on a sweep of a few hundred jobs.
         """
-        ended_lately = None if everything else f"attributes.end_time >= {self._newest_end - END_TIME_SLACK_MS}"
-        ended = runs.sweep_jobs(self.parent_run_id, "attributes.status != 'RUNNING'", ended_lately)
+        ended_lately = None if everything else layout.ended_since(self._newest_end - END_TIME_SLACK_MS)
+        ended = runs.sweep_jobs(self.parent_run_id, layout.status_is_not("RUNNING"), ended_lately)
         ended = ended[ended["status"].isin(ENDED)].sort_values("end_time", kind="stable")
         for job in ended.itertuples():
             if job.run_id not in self.reported:

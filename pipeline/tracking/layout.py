@@ -121,6 +121,15 @@ def status_is(status):
     return f"attributes.status = '{status}'"
 
 
+def status_is_not(status):
+    return f"attributes.status != '{status}'"
+
+
+def ended_since(ms):
+    """Runs whose end time is ``ms`` (milliseconds since the epoch) or later."""
+    return f"attributes.end_time >= {int(ms)}"
+
+
 START_TIME_NEWEST_FIRST = "attributes.start_time DESC"  # a ``search_runs`` order_by clause
 
 
