@@ -71,6 +71,16 @@ def start_workers(launcher_config):
     return Parallel(**settings, return_as="generator_unordered")(delayed(_ready)() for _ in range(workers))
 
 
+def stop_workers():
+    """Let the sweep's loky workers exit now, while the summary and report are written, instead of
+    at interpreter exit (where shutting them down added 1-2 s after the report)."""
+    from joblib.externals.loky import get_reusable_executor
+    from joblib.externals.loky.reusable_executor import _executor
+
+    if _executor is not None:  # never start an executor only to stop it
+        get_reusable_executor().shutdown(wait=False)
+
+
 def _ready():
     import pipeline.job  # noqa: F401  (the imports every job needs: Hydra, MLflow, fnn_core)
     return os.getpid()

@@ -108,6 +108,7 @@ class SweepTracking(Callback):
 
     def on_multirun_end(self, config, **kwargs):
         termination.check()  # a signal while the jobs ran: the parent ends KILLED (atexit), not FINISHED
+        parallel.stop_workers()  # every job has returned
         try:
             jobs = self._close_sweep()
         except Exception as exc:  # Hydra would only warn

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.failure import InputError
+from pipeline.tracking import store_template
 
 
 class StoreError(InputError):
@@ -56,6 +57,7 @@ def prepare_experiment(mlflow_cfg):
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_name(path.name + ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            store_template.seed_new_store(path)
             return _experiment(uri, mlflow_cfg)
 
 
