@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import urllib.request
 
 import mlflow
 import numpy as np
@@ -118,10 +117,14 @@ def test_mlflow_models_serve_answers_invocations_like_the_loaded_model(sweep, tm
         wait_for_http(f"http://127.0.0.1:{port}/ping", server, seconds=120)
         rows = data.X_test[:50]
         for params, key in (({}, "label"), ({"output": "proba"}, "proba")):
-            body = json.dumps({"inputs": rows.tolist(), **({"params": params} if params else {})}).encode()
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                             headers={"Content-Type": "application/json"})
-            answer = np.array(json.loads(urllib.request.urlopen(request, timeout=30).read())["predictions"])
+            (tmp_path / "rows.json").write_text(json.dumps({"inputs": rows.tolist(),
+                                                            **({"params": params} if params else {})}))
+            # README's curl command, word for word but the port.
+            curl = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/invocations", "-H",
+                                   "Content-Type: application/json", "-d", "@rows.json"],
+                                  cwd=tmp_path, capture_output=True, text=True, timeout=60)
+            assert curl.returncode == 0, curl.stderr
+            answer = np.array(json.loads(curl.stdout)["predictions"])
             mlflow.set_tracking_uri(store_uri(home))
             expected = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(rows, params=params or None)
             if key == "label":
