@@ -53,6 +53,18 @@ def load_datasets(settings):
                     check_batch_fits(other.train, data)
 
 
+def _after_the_runs(step, what_failed, again):
+    """Run a step that follows the sweep (report, registration); its failure is one logged line, since
+    the runs are safe in MLflow and ``again`` redoes it. Returns the step's result, or None."""
+    try:
+        return step()
+    except Exception as exc:
+        if not isinstance(exc, (failure.InputError, OSError)):  # a bad path or input says all in one line
+            log.exception(what_failed)
+        log.error(f"{what_failed}: {failure.one_line(exc)} (again with: {again})")
+        return None
+
+
 class SweepTracking(Callback):
     """Opens the sweep's parent run before the jobs and closes it, with a summary, after them."""
 
@@ -145,29 +157,22 @@ class SweepTracking(Callback):
 
     def _write_report(self, config):
         """Write the sweep's report; returns its directory, or None when it could not be written."""
-        from pipeline.report import ReportError, write_report
+        from pipeline.report import write_report
 
-        try:
+        def report():
             start = time.perf_counter()
             out_dir = write_report(self.tracking_uri, self.experiment_name, self.sweep_id, config.report.out_dir)
             runs.log_report_time(self.parent_run_id, time.perf_counter() - start)
             return out_dir
-        except Exception as exc:  # the runs are safe in MLflow; the report can be regenerated
-            if not isinstance(exc, ReportError):
-                log.exception("report failed")
-            log.error(f"report not written: {failure.one_line(exc)} (regenerate with: python -m pipeline.report)")
-            return None
+
+        return _after_the_runs(report, "report not written", "python -m pipeline.report")
 
     def _register_best(self, name):
         from pipeline.report import register_best_model
 
-        try:
-            register_best_model(self.tracking_uri, self.experiment_name, self.sweep_id, name)
-        except Exception as exc:  # the runs are safe; registering can be done again from the report command
-            if not isinstance(exc, failure.InputError):
-                log.exception("registering the best model failed")
-            log.error(f"model not registered: {failure.one_line(exc)} (again with: python -m pipeline.report "
-                      f"report.sweep_id={self.sweep_id} report.register_best={name})")
+        _after_the_runs(lambda: register_best_model(self.tracking_uri, self.experiment_name, self.sweep_id, name),
+                        "model not registered",
+                        f"python -m pipeline.report report.sweep_id={self.sweep_id} report.register_best={name}")
 
     def _end_if_interrupted(self):
         if self.progress is not None:

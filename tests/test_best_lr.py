@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 
 from helpers import REPO, jobs_of, run_pipeline
 from pipeline.config import register_configs, validate
-from pipeline.report.best_lr import best_lr_table
+from pipeline.report.best_lr import best_lr_table, lr_cells
 from pipeline.report.tables import ACCURACY_TABLE
 from pipeline.tracking import layout
 
@@ -29,7 +29,7 @@ def test_the_lr_is_chosen_on_validation_even_where_test_would_choose_another():
         # tanh-8: a tie on validation goes to the smaller lr; a FAILED run counts for nothing
         (8, "tanh", 0.01, 0, 0.70, 0.60, "FINISHED"), (8, "tanh", 0.1, 0, 0.70, 0.90, "FINISHED"),
         (8, "tanh", 0.3, 0, 0.99, 0.99, "FAILED"))
-    table, activations = best_lr_table(jobs, [layout.LR], ACCURACY_TABLE)
+    table, activations = best_lr_table(lr_cells(jobs, [layout.LR], ACCURACY_TABLE), [], ACCURACY_TABLE)
     assert activations == ["relu", "tanh"]
     row = table.iloc[0]
     assert (row["relu_lr"], row["relu"]) == (0.01, pytest.approx(81.0))  # not lr 0.1's 96.0
@@ -39,7 +39,7 @@ def test_the_lr_is_chosen_on_validation_even_where_test_would_choose_another():
 def test_a_cell_without_validation_scores_is_missing_not_chosen_on_test():
     jobs = runs((8, "relu", 0.01, 0, np.nan, 0.8, "FINISHED"), (8, "relu", 0.1, 0, np.nan, 0.9, "FINISHED"),
                 (8, "tanh", 0.1, 0, 0.5, 0.6, "FINISHED"))
-    table, _ = best_lr_table(jobs, [layout.LR], ACCURACY_TABLE)
+    table, _ = best_lr_table(lr_cells(jobs, [layout.LR], ACCURACY_TABLE), [], ACCURACY_TABLE)
     assert np.isnan(table.loc[0, "relu"]) and np.isnan(table.loc[0, "relu_lr"]) and table.loc[0, "tanh_lr"] == 0.1
 
 

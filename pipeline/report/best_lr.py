@@ -14,9 +14,13 @@ from pipeline.tracking import layout
 
 STEM = "table1_best_lr"
 LR = "lr"
-VALIDATION = {"max": "val_accuracy", "min": "val_mse"}  # Table 1's direction -> the metric chosen on
 CHOICE_NOTE = ("Each cell's lr has the highest mean final validation {metric} over seeds (ties: the smaller lr); "
                "the cell is the mean test score at that lr, never chosen on test.")
+
+
+def other_axes(axes):
+    """The report's extra axes besides lr."""
+    return [a for a in axes if a != layout.LR]
 
 
 def lr_cells(jobs, axes, spec):
@@ -24,8 +28,8 @@ def lr_cells(jobs, axes, spec):
 
     jobs: a ``layout.read_runs`` frame; axes: the report's extra axes (``optimizer.lr`` among them).
     """
-    others = [a for a in axes if a != layout.LR]
-    validation = VALIDATION[spec.best]
+    others = other_axes(axes)
+    validation = layout.VALIDATION_METRIC[spec.best]
     finished = jobs[jobs["status"] == "FINISHED"]
     frame = pd.DataFrame({
         "hidden_neurons": finished[layout.HIDDEN_NEURONS], **{a: finished[a] for a in others},
@@ -37,11 +41,9 @@ def lr_cells(jobs, axes, spec):
         "validation", "std"), test=("test", "mean"), n=("test", "size")).reset_index()
 
 
-def best_lr_table(jobs, axes, spec):
+def best_lr_table(cells, others, spec):
     """Rows (other axes..., width ascending); per activation the mean test score at the best lr and
-    ``<activation>_lr``, the lr chosen. Returns (table, activations)."""
-    others = [a for a in axes if a != layout.LR]
-    cells = lr_cells(jobs, axes, spec)
+    ``<activation>_lr``, the lr chosen. cells: ``lr_cells``. Returns (table, activations)."""
     scored = cells[cells["validation"].notna()]
     ascending = spec.best == "min"
     # Best validation first; among equals the smaller lr.
@@ -76,13 +78,13 @@ def markdown_best_lr(table, activations, others, spec):
 
 
 def write_best_lr(jobs, axes, spec, selection, out):
-    """Write table1_best_lr.{csv,md,tex} and val_vs_lr.png into ``out``; returns the Markdown table."""
+    """Write table1_best_lr.{csv,md,tex} and val_vs_lr.png into ``out``; returns (note, Markdown table)."""
     from pipeline.report import figures
 
-    others = [a for a in axes if a != layout.LR]
-    table, activations = best_lr_table(jobs, axes, spec)
+    others, cells = other_axes(axes), lr_cells(jobs, axes, spec)
+    table, activations = best_lr_table(cells, others, spec)
     table.round(6).to_csv(out / f"{STEM}.csv", index=False)
-    metric = VALIDATION[spec.best].removeprefix("val_")
+    metric = layout.VALIDATION_METRIC[spec.best].removeprefix("val_")
     note = CHOICE_NOTE.format(metric=metric)
     md = markdown_best_lr(table, activations, others, spec)
     (out / f"{STEM}.md").write_text(f"# {spec.label} at the best learning rate per cell ({selection})\n\n"
@@ -90,6 +92,6 @@ def write_best_lr(jobs, axes, spec, selection, out):
     caption = f"{spec.label} at the best lr per cell ({selection}). {note}"
     (out / f"{STEM}.tex").write_text(latex_table(table, activations, others, caption, spec,
                                                  cell=lambda row, a: _best_cell(row, a, spec)))
-    figures.plot_validation_vs_lr(lr_cells(jobs, axes, spec), activations, f"final validation {metric}",
+    figures.plot_validation_vs_lr(cells, activations, f"final validation {metric}",
                                   out / "val_vs_lr.png")
     return note, md

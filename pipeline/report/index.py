@@ -93,7 +93,7 @@ def _settings(jobs, axes):
             ("axes besides activation x width", ", ".join(axes) or "none"), ("machine", "; ".join(sorted(machines)))]
 
 
-def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr=None, literature=None):
+def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr, literature):
     statuses = frame["status"].value_counts().to_dict()
     lines = [f"# fnn-sweep report: {selection}", "",
              f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m pipeline.report` "
@@ -119,7 +119,8 @@ def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr=None, 
             lines += [f"Seconds inside fit (logging excluded), with {_values(jobs, layout.BLAS_THREADS)} BLAS "
                       "thread(s) per job.", ""]
         lines += [md]
-        if spec is sections[0][0] and literature is not None and len(literature):
+        table1 = spec is sections[0][0]  # the literature and the best lr go beside Table 1
+        if table1 and len(literature):
             lines += ["### Published single-hidden-layer MLP results on this dataset: other setups", "",
                       "Context only, not comparable cell by cell: other training sets, epochs, losses and "
                       "preprocessing (from pipeline/report/reference/literature_mlp.csv).", "",
@@ -128,7 +129,7 @@ def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr=None, 
             lines += [f"| {r.model} | {r.loss} | {r.preprocessing} | {r.test_error_pct} | "
                       f"{100 - r.test_error_pct:.2f} | {r.source} |" for r in literature.itertuples()]
             lines += [""]
-        if spec is sections[0][0] and best_lr is not None:
+        if table1 and best_lr is not None:
             note, best_md = best_lr
             lines += [f"## {spec.label} at the best learning rate per cell", "",
                       f"[CSV]({BEST_LR_STEM}.csv) · [Markdown]({BEST_LR_STEM}.md) · [LaTeX]({BEST_LR_STEM}.tex) · "

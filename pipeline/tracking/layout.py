@@ -39,6 +39,9 @@ EPOCH_METRICS = {  # fnn_core history key -> metric name, one point per epoch (s
 TRAINING_TIME = "training_time_s"  # seconds inside fit, logging excluded
 EPOCHS_RUN = "epochs_run"
 TEST_ACCURACY, TEST_MSE = "test_accuracy", "test_mse"
+# What "best" is chosen on (best lr per cell, the model to register): the final validation score,
+# never the test score. Keyed by Table 1's direction: accuracy ("max") or MSE ("min").
+VALIDATION_METRIC = {"max": EPOCH_METRICS["val_accuracy"], "min": EPOCH_METRICS["val_mse"]}
 SWEEP_PLANNED = "jobs_planned"  # parent run: jobs the sweeper will launch (a grid's size)
 SWEEP_JOBS_AT_ONCE = "jobs_at_once"  # parent run: jobs the launcher runs at once on one machine
 SWEEP_REPORT_TIME = "report_s"  # parent run: seconds to write the sweep's report

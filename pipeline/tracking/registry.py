@@ -11,8 +11,6 @@ from pipeline.tracking import layout, store
 
 log = logging.getLogger("pipeline")
 
-# Chosen on validation, never on test: the test score of the chosen model stays an honest estimate.
-SELECTION = (("val_accuracy", "max"), ("val_mse", "min"))
 TAG_SELECTION, TAG_SELECTED_BY = "fnn_sweep.selection", "fnn_sweep.selected_by"
 
 
@@ -22,7 +20,8 @@ def best_job(jobs):
     jobs: a ``layout.read_runs`` frame of job runs. Ties go to the earliest run.
     """
     finished = jobs[jobs["status"] == "FINISHED"]
-    for metric, best in SELECTION:
+    # Chosen on validation, never on test: the test score of the chosen model stays an honest estimate.
+    for best, metric in layout.VALIDATION_METRIC.items():
         if metric in finished and finished[metric].notna().any():
             scores = finished[metric].astype(float)
             index = scores.idxmax() if best == "max" else scores.idxmin()

@@ -176,11 +176,13 @@ def log_dataset(data):
                "test_rows": len(data.X_test), "features": data.n_features}
     if data.n_classes:
         profile["classes"] = data.n_classes
-    source_type = "local" if Path(data.source).is_dir() else "code"
-    dataset = mlflow.entities.Dataset(
-        name=data.name, digest=digest, source_type=source_type,
-        source=json.dumps({"uri": str(Path(data.source).resolve())} if source_type == "local" else {"tags": {"source": data.source}}),
-        schema=json.dumps(schema), profile=json.dumps(profile))
+    if Path(data.source).is_dir():
+        source_type, source = "local", {"uri": str(Path(data.source).resolve())}
+    else:  # a loader (sklearn.datasets.load_digits) or a description
+        source_type, source = "code", {"tags": {"source": data.source}}
+    dataset = mlflow.entities.Dataset(name=data.name, digest=digest, source_type=source_type,
+                                      source=json.dumps(source), schema=json.dumps(schema),
+                                      profile=json.dumps(profile))
     context = mlflow.entities.InputTag(MLFLOW_DATASET_CONTEXT, layout.DATASET_CONTEXT)
     inputs = [mlflow.entities.DatasetInput(dataset, tags=[context])]
     run_id = mlflow.active_run().info.run_id
