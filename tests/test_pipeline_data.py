@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import struct
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,6 +159,24 @@ def test_real_digits_split_three_ways(mnist_dir):
     other = load_dataset({"name": "mnist", "dir": str(mnist_dir)}, val_fraction=0.1, seed=1)
     assert other.content_hash() != data.content_hash()
     assert np.array_equal(other.X_test, data.X_test)  # the test set never changes
+
+
+def test_validation_split_is_cached_beside_the_decoded_arrays(mnist_dir, mnist_arrays, tmp_path):
+    from pipeline.data.registry import split_test
+
+    X, y, _, _ = mnist_arrays
+    expected = split_test(X, y, round(0.1 * len(X)), 0, True)
+    cfg = {"name": "mnist", "dir": str(mnist_dir)}
+    first = load_dataset(cfg, val_fraction=0.1, seed=0, cache_dir=tmp_path)
+    [split_dir] = tmp_path.glob(f"decoded/*/split-{len(expected[2])}-0-stratified")
+    again = load_dataset(cfg, val_fraction=0.1, seed=0, cache_dir=tmp_path)
+    for data in (first, again):  # the same rows as splitting afresh, mapped from the cached files
+        for array, want in zip((data.X_train, data.y_train, data.X_val, data.y_val), expected):
+            assert np.array_equal(array, want)
+        assert isinstance(data.X_train.base, np.memmap) and Path(data.X_train.base.filename).parent == split_dir
+    other = load_dataset(cfg, val_fraction=0.1, seed=1, cache_dir=tmp_path)
+    assert not np.array_equal(other.y_val, first.y_val)  # each seed has its own split
+    assert len(list(tmp_path.glob("decoded/*/split-*"))) == 2
 
 
 @pytest.mark.parametrize("name, task", [("digits", "multiclass"), ("iris", "multiclass"), ("xor", "multiclass"),

@@ -11,6 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
+from pipeline.data.decoded import cached_split
 from pipeline.data.errors import DataError
 from pipeline.data.registry import DATASETS, split_test
 
@@ -49,7 +50,7 @@ class Dataset:
     def _content_hash(self):  # a few hundred MB to hash: once per loaded dataset
         digest = hashlib.sha256()
         for array in (self.X_train, self.y_train, self.X_val, self.y_val, self.X_test, self.y_test):
-            digest.update(np.ascontiguousarray(array).tobytes())
+            digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # no copy, unlike tobytes()
         return digest.hexdigest()[:16]
 
 
@@ -68,12 +69,12 @@ def load_dataset(cfg, val_fraction, seed, cache_dir=None):
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
     task, n_classes, X, y, X_test, y_test, source = DATASETS[name](cfg, seed, cache_dir)
-    X, X_test = np.asarray(X, np.float32), np.asarray(X_test, np.float32)
     n_val = int(round(len(X) * val_fraction))
-    if n_val:
-        X, y, X_val, y_val = split_test(X, y, n_val, seed, task == "multiclass")
+    if n_val:  # before the float32 conversion: that would hide a cached array's file (values are the same)
+        X, y, X_val, y_val = cached_split(X, y, n_val, seed, task == "multiclass", split_test)
     else:
         X_val, y_val = X[:0], y[:0]
+    X, X_val, X_test = (np.asarray(part, np.float32) for part in (X, X_val, X_test))
     if cfg.get("standardize"):
         mean, std = X.mean(axis=0), X.std(axis=0)
         std[std == 0] = 1

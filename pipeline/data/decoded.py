@@ -5,6 +5,9 @@ worker of a parallel sweep would pay it again. The first load writes the
 decoded arrays (atomically: a temporary file renamed into place, so two
 processes writing at once both leave a whole file); later loads map them,
 and every process shares the same pages of the operating system's cache.
+The validation split of a cached training set is cached beside it the same
+way, per (validation rows, seed): each worker would otherwise copy its own
+(0.3 s and 200 MB per worker for Fashion-MNIST).
 """
 
 import hashlib
@@ -32,16 +35,45 @@ def files_digest(directory):
 def decoded_idx_arrays(directory, cache_dir):
     """``load_idx_arrays(directory)``, memory-mapped from ``cache_dir/decoded/<digest>/`` when cached."""
     target = Path(cache_dir) / "decoded" / files_digest(directory)[:32]
-    paths = [target / f"{name}.npy" for name in ARRAYS]
+    cached = _load_arrays(target, ARRAYS)
+    if cached is not None:
+        return cached
+    arrays = load_idx_arrays(directory)  # checks every file's structure
+    return _save_arrays(target, ARRAYS, arrays)
+
+
+def cached_split(X, y, n_val, seed, stratify, split):
+    """``split(X, y, n_val, seed, stratify)``, cached beside X when X is mapped from this cache.
+
+    Returns (X_train, y_train, X_val, y_val), memory-mapped when cached. Any other X is split as is.
+    """
+    source = Path(getattr(X, "filename", None) or "")
+    if source.name != "X_train.npy" or source.parent.parent.name != "decoded":
+        return split(X, y, n_val, seed, stratify)
+    names = ("X_train", "y_train", "X_val", "y_val")
+    target = source.parent / f"split-{n_val}-{seed}-{'stratified' if stratify else 'shuffled'}"
+    cached = _load_arrays(target, names)
+    if cached is not None:
+        return cached
+    return _save_arrays(target, names, split(X, y, n_val, seed, stratify))
+
+
+def _load_arrays(target, names):
+    paths = [target / f"{name}.npy" for name in names]
     if not all(p.is_file() for p in paths):
-        arrays = load_idx_arrays(directory)  # checks every file's structure
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-            for path, array in zip(paths, arrays):
-                fd, tmp = tempfile.mkstemp(dir=target, suffix=".npy.part")
-                with os.fdopen(fd, "wb") as f:
-                    np.save(f, array)
-                os.replace(tmp, path)
-        except OSError:  # a read-only cache: decode every time, as before
-            return arrays
+        return None
     return tuple(np.load(p, mmap_mode="r") for p in paths)
+
+
+def _save_arrays(target, names, arrays):
+    """Write each array atomically; returns them memory-mapped (or as given when the cache is read-only)."""
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name, array in zip(names, arrays):
+            fd, tmp = tempfile.mkstemp(dir=target, suffix=".npy.part")
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, array)
+            os.replace(tmp, target / f"{name}.npy")
+    except OSError:  # a read-only cache: decode (or split) every time, as before
+        return tuple(arrays)
+    return _load_arrays(target, names)
