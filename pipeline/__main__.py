@@ -4,11 +4,20 @@ Exit status (pipeline.failure): 2 bad configuration or data, nothing ran;
 1 a job failed; 128+N ended by signal N; 0 otherwise.
 """
 
-import hydra
+import sys
 
-from pipeline import failure
-from pipeline.config import register_configs
-from pipeline.job import run
+from pipeline import fork_server
+
+if __name__ == "__main__":  # not in a worker, which imports this module as __mp_main__
+    # Before the imports below (1.5 s): a parallel sweep's workers are forked from a process that
+    # imports the same code meanwhile, on another core.
+    fork_server.start_if_parallel_sweep(sys.argv[1:])
+
+import hydra  # noqa: E402
+
+from pipeline import failure  # noqa: E402
+from pipeline.config import register_configs  # noqa: E402
+from pipeline.job import run  # noqa: E402
 
 register_configs()
 

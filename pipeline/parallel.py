@@ -55,20 +55,19 @@ def blas_threads(configured, jobs_at_once):
 
 
 def start_workers(launcher_config):
-    """Start a joblib launcher's worker processes now, importing the job's code, so that their start-up
-    overlaps the sweep's pre-flight checks. Returns a handle to keep until the sweep ends (None if the
-    launcher has no local workers). The launcher's own Parallel reuses the same loky executor."""
-    if launcher_config is None or "n_jobs" not in launcher_config or "ray" in launcher_config:
-        return None
-    from joblib import Parallel, delayed
+    """Have a joblib launcher's workers fork from ``pipeline.fork_server`` (started now if it is not yet).
 
-    settings = {k: v for k, v in OmegaConf.to_container(launcher_config, resolve=True).items() if k != "_target_"}
-    settings["backend"] = "loky"  # as the joblib launcher does
-    for key in ("pre_dispatch", "batch_size", "max_nbytes"):  # as the joblib launcher converts them
-        if isinstance(settings.get(key), str) and settings[key].isdigit():
-            settings[key] = int(settings[key])
-    workers = jobs_at_once(launcher_config)
-    return Parallel(**settings, return_as="generator_unordered")(delayed(_ready)() for _ in range(workers))
+    Returns at once. Other launchers, and systems without fork, keep loky's own worker processes.
+    """
+    if launcher_config is None or "n_jobs" not in launcher_config or "ray" in launcher_config:
+        return
+    from joblib.externals.loky.backend import context
+
+    from pipeline import fork_server
+
+    if fork_server.available():
+        fork_server.start()
+        context.set_start_method("forkserver", force=True)
 
 
 def stop_workers():
@@ -79,11 +78,6 @@ def stop_workers():
 
     if _executor is not None:  # never start an executor only to stop it
         get_reusable_executor().shutdown(wait=False)
-
-
-def _ready():
-    import pipeline.job  # noqa: F401  (the imports every job needs: Hydra, MLflow, fnn_core)
-    return os.getpid()
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """Hydra callback around a multirun: pre-flight checks, the sweep's parent run, the summary.
 
-Before any job: every job's config is composed and validated, each distinct
-dataset is loaded once, worker processes start importing, the tracking
+Before any job: the workers' fork server starts importing, every job's config
+is composed and validated, each distinct dataset is loaded once, the tracking
 server (if any) is probed, the store and experiment are created, and the parent
 run is tagged with the sweep directory that Hydra copies into every job's
 config. Jobs find it there; nothing travels in the environment.
@@ -72,26 +72,23 @@ class SweepTracking(Callback):
         self.parent_run_id = None
         self.parent_open = False  # until the parent run has ended: a signal or exit ends it KILLED
         self.progress = None
-        self.warm_workers = None  # joblib's handle on the workers started early (parallel.start_workers)
 
     def __getstate__(self):
         # Launchers pickle Hydra's context, callbacks included, for each job: the monitor stays here.
-        return {**self.__dict__, "progress": None, "warm_workers": None}
+        return {**self.__dict__, "progress": None}
 
     def on_multirun_start(self, config, **kwargs):
         # Hydra turns a callback's exceptions into warnings: every failure here must stop the sweep.
         try:
             termination.install()  # from here on, signals end the sweep cleanly (parent run KILLED)
+            parallel.start_workers(config.hydra.get("launcher"))  # their fork server imports meanwhile
             every_job, planned = validate_jobs(config)
             load_datasets(every_job)
-            # Workers import the job's code while the store is probed and prepared here.
-            self.warm_workers = parallel.start_workers(config.hydra.get("launcher"))
             settings = every_job[0]
             store.probe(settings.mlflow.tracking_uri)
             experiment_id = store.prepare_experiment(settings.mlflow)
             reaper.log_reaped(reaper.reap(experiment_id, settings.mlflow.stale_after_s))  # resume re-runs them
         except Exception as exc:
-            self._release_workers()
             failure.abort(exc)
         self.experiment_id, self.stale_after_s = experiment_id, settings.mlflow.stale_after_s
         self.tracking_uri = store.absolute_tracking_uri(settings.mlflow.tracking_uri)
@@ -107,16 +104,6 @@ class SweepTracking(Callback):
         log.info(f"Sweep {self.sweep_id}: {planned or 'sweeper-defined'} jobs, {at_once} at a time, "
                  f"experiment '{self.experiment_name}' in {self.tracking_uri}")
         self.progress = SweepProgress(self.parent_run_id, planned).start()
-        if self.warm_workers is not None:  # wait for their imports, which the launcher would wait for anyway
-            list(self.warm_workers)
-            self.warm_workers = None
-
-    def _release_workers(self):
-        """No sweep after all: let the workers started early finish importing (cancelling their tasks
-        races loky's queue thread, which then prints a traceback), then let them go."""
-        if self.warm_workers is not None:
-            list(self.warm_workers)
-            self.warm_workers = None
 
     def on_multirun_end(self, config, **kwargs):
         termination.check()  # a signal while the jobs ran: the parent ends KILLED (atexit), not FINISHED

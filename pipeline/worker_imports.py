@@ -1,0 +1,30 @@
+"""Imported once by the parallel launcher's fork server (``pipeline.parallel.start_workers``).
+
+Everything a job imports, at import or at first use, loaded and set up before any worker forks,
+so that no worker pays for it again. (A module left out here is imported by the job, as before.)
+"""
+
+import gc
+
+import alembic.command  # noqa: F401  (MLflow's SQL store checks its schema version)
+import git  # noqa: F401  (MLflow's source tags)
+import matplotlib.backends.backend_agg  # noqa: F401  (figures)
+import mlflow.models.display_utils  # noqa: F401  (model logging)
+import mlflow.pyfunc  # noqa: F401
+import mlflow.pyfunc.scoring_server  # noqa: F401
+import mlflow.tracing.export  # noqa: F401
+import mlflow.tracing.processor  # noqa: F401
+import sklearn.model_selection  # noqa: F401  (the validation split)
+import sqlalchemy.dialects.sqlite  # noqa: F401
+from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
+from sqlalchemy.orm import configure_mappers
+
+import pipeline.job  # noqa: F401
+import pipeline.sweep  # noqa: F401  (Hydra instantiates the sweep callback in every job)
+
+# SQLAlchemy configures MLflow's ORM classes at their first query: 0.3 s in every worker otherwise.
+configure_mappers()
+
+# Every worker is a fork of this process: frozen objects are never visited by a worker's garbage
+# collector, which keeps their pages shared (copy-on-write) and each collection short.
+gc.freeze()
