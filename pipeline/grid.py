@@ -7,6 +7,7 @@ command line; a command-line override of the same key replaces that axis.
 import itertools
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
 
 # The grid sweeper's own settings; a sweeper with any other (n_trials, sampler, ...) decides its jobs as it goes.
 GRID_SWEEPER_KEYS = {"_target_", "params", "max_batch_size"}
@@ -47,3 +48,35 @@ def is_grid_sweeper(sweeper_config):
 def app_overrides(overrides):
     """The overrides that compose the app's config (not Hydra's own settings)."""
     return [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+
+
+def compose_jobs(config_name, jobs):
+    """Each job's composed app config, as ``hydra.compose(config_name, overrides=job)`` returns it.
+
+    Composing is 50 ms a job. Jobs that differ only in values of existing keys (``model.activation=relu``,
+    not config groups such as ``dataset=...``) share one composition, copied with the values set as
+    Hydra sets them; anything else (a new or unknown key, a bad value) is composed by Hydra itself,
+    so its errors are Hydra's.
+    """
+    from hydra import compose
+    from omegaconf import Container, OmegaConf
+
+    parser, bases, missing = OverridesParser.create(), {}, object()
+    for job in jobs:
+        parsed = parser.parse_overrides(list(job))
+        values = [o for o in parsed if o.type == OverrideType.CHANGE and o.package is None
+                  and "." in o.key_or_group and "/" not in o.key_or_group and not o.is_sweep_override()]
+        structure = tuple(o.input_line for o in parsed if o not in values)
+        if structure not in bases:
+            bases[structure] = compose(config_name, overrides=list(structure))
+        config = bases[structure].copy()
+        try:
+            for override in values:
+                node = OmegaConf.select(config, override.key_or_group, default=missing,
+                                        throw_on_resolution_failure=False)
+                if node is missing or isinstance(node, Container):
+                    raise KeyError(override.key_or_group)
+                OmegaConf.update(config, override.key_or_group, override.value(), merge=True)
+        except Exception:
+            config = compose(config_name, overrides=list(job))
+        yield config

@@ -13,14 +13,13 @@ import secrets
 import time
 from datetime import datetime
 
-from hydra import compose
 from hydra.experimental.callback import Callback
 
 from pipeline import failure, parallel
 from pipeline.config import validate
 from pipeline.data import load_dataset
 from pipeline.job import check_batch_fits
-from pipeline.grid import app_overrides, is_grid_sweeper, job_overrides
+from pipeline.grid import app_overrides, compose_jobs, is_grid_sweeper, job_overrides
 from pipeline.progress import SweepProgress
 from pipeline.termination import termination
 from pipeline.tracking import layout, reaper, runs, store
@@ -38,7 +37,7 @@ def validate_jobs(config):
     """
     sweeper = config.hydra.sweeper
     jobs = job_overrides(sweeper.get("params"), config.hydra.overrides.task)
-    settings = [validate(compose(config.hydra.job.config_name, overrides=app_overrides(job))) for job in jobs]
+    settings = [validate(job) for job in compose_jobs(config.hydra.job.config_name, map(app_overrides, jobs))]
     return settings, (len(jobs) if is_grid_sweeper(sweeper) else None)
 
 

@@ -138,3 +138,39 @@ def test_a_single_run_with_a_missing_data_dir_stops_before_any_run(home, tmp_pat
                                                   "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
                                                   "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"]
     assert not (Path(home) / "mlflow.db").exists()
+
+
+JOB_SETS = [  # (name, jobs): each job's app overrides, as a sweep hands them to compose_jobs
+    ("default grid", [[f"model.hidden_neurons={h}", f"model.activation={a}"]
+                      for h in (256, 32) for a in ("sigmoid", "relu", "tanh")]),
+    ("groups and values", [["dataset=fashion_mnist", "optimizer=adam", "optimizer.lr=0.01"],
+                           ["dataset=digits", "optimizer=sgd", "optimizer.lr=0.5", "dataset.standardize=false"],
+                           ["+experiment=lr_study", "optimizer.lr=0.3"], ["+experiment=table1", "train.epochs=2"]]),
+    ("quoted, null and interpolated values", [["model.activation='tanh'", "compute.blas_threads=null"],
+                                              ["train.seed=${train.epochs}", "mlflow.experiment_name='a, b'"]]),
+]
+
+
+@pytest.mark.parametrize("name, jobs", JOB_SETS, ids=[name for name, _ in JOB_SETS])
+def test_composing_jobs_together_equals_composing_each(name, jobs):
+    from omegaconf import OmegaConf
+
+    from pipeline.grid import compose_jobs
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        together = [OmegaConf.to_container(c, resolve=True) for c in compose_jobs("config", jobs)]
+        each = [OmegaConf.to_container(compose("config", overrides=job), resolve=True) for job in jobs]
+    assert together == each
+    assert len({str(c) for c in together}) == len(jobs)  # every job its own config
+
+
+@pytest.mark.parametrize("job", [["model.hidden_neurons=wide"], ["model.activaton=relu"], ["model=big"]])
+def test_composing_jobs_together_fails_as_hydra_does(job):
+    from pipeline.grid import compose_jobs
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        with pytest.raises(HydraException) as together:
+            list(compose_jobs("config", [["model.activation=relu"], job]))
+        with pytest.raises(HydraException) as each:
+            compose("config", overrides=job)
+    assert str(together.value) == str(each.value)
