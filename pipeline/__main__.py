@@ -7,8 +7,12 @@ Exit status (pipeline.failure): 2 bad configuration or data, nothing ran;
 import sys
 
 from pipeline import fork_server
+from pipeline.termination import termination
 
 if __name__ == "__main__":  # not in a worker, which imports this module as __mp_main__
+    # Ctrl-C or SIGTERM during the imports below ends the command at its first safe point, in one
+    # line, not with a KeyboardInterrupt traceback from the middle of an import.
+    termination.install()
     # Before the imports below (1.5 s): a parallel sweep's workers are forked from a process that
     # imports the same code meanwhile, on another core.
     fork_server.start_if_parallel_sweep(sys.argv[1:])

@@ -167,3 +167,7 @@ class SweepTracking(Callback):
             reaper.end_orphaned_jobs(self.parent_run_id, "terminated by a signal (its process ended first)")
             runs.end_sweep(self.parent_run_id, "KILLED", {})
             self.parent_open = False
+            counts = runs.sweep_jobs(self.parent_run_id)["status"].value_counts().to_dict()
+            log.info(f"Sweep {self.sweep_id} stopped by {termination.signal_name()}: "
+                     + (", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no job had started")
+                     + "; the same command resumes it (finished jobs are not trained again)")

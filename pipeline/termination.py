@@ -9,13 +9,20 @@ raises it at the next safe point.
 
 A launching process whose jobs run in worker processes (the joblib
 launcher) forwards the signal to them: each worker ends its job's run
-KILLED, and the launcher's wait ends with the worker's SystemExit.
+KILLED, and the launcher's wait ends with the worker's SystemExit. It keeps
+forwarding it every half second, to workers started after the signal (a
+Ctrl-C during the sweep's start-up) and to those between two jobs, which
+ignore SIGINT until their next job installs this handler.
 """
 
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from contextlib import contextmanager
+
+FORWARD_EVERY_S = 0.5
 
 
 class Termination:
@@ -24,6 +31,7 @@ class Termination:
     def __init__(self):
         self.signum = None
         self._interruptible = False
+        self._forwarder = None
 
     def install(self):
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -31,16 +39,25 @@ class Termination:
                 signal.signal(signum, self._handle)
             except ValueError:  # not the main thread: the launcher owns signals there
                 return
+        if self._forwarder is None:  # started here, never in the handler (it may interrupt a thread start)
+            self._forwarder = threading.Thread(target=self._keep_forwarding, name="forward-signal", daemon=True)
+            self._forwarder.start()
 
     def _handle(self, signum, frame):
         self.signum = signum
-        for worker in multiprocessing.active_children():  # the jobs running in workers end too
-            try:
-                os.kill(worker.pid, signum)
-            except ProcessLookupError:
-                pass
+        _forward(signum)
         if self._interruptible:
             self.check()
+
+    def _keep_forwarding(self):
+        while True:
+            time.sleep(FORWARD_EVERY_S)
+            if self.signum is not None:
+                _forward(self.signum)
+
+    def signal_name(self):
+        """e.g. "SIGINT", or "a signal" when none is pending (an exit for another reason)."""
+        return signal.Signals(self.signum).name if self.signum is not None else "a signal"
 
     def check(self):
         """Raise the pending termination: SystemExit(128 + signal number)."""
@@ -67,6 +84,15 @@ class Termination:
         finally:
             self._interruptible = previous
         self.check()
+
+
+def _forward(signum):
+    """Send ``signum`` to this process's worker processes: the jobs running in them end too."""
+    for worker in multiprocessing.active_children():
+        try:
+            os.kill(worker.pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 termination = Termination()

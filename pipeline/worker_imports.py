@@ -5,22 +5,28 @@ so that no worker pays for it again. (A module left out here is imported by the 
 """
 
 import gc
+import signal
 
-import alembic.command  # noqa: F401  (MLflow's SQL store checks its schema version)
-import git  # noqa: F401  (MLflow's source tags)
-import matplotlib.backends.backend_agg  # noqa: F401  (figures)
-import mlflow.models.display_utils  # noqa: F401  (model logging)
-import mlflow.pyfunc  # noqa: F401
-import mlflow.pyfunc.scoring_server  # noqa: F401
-import mlflow.tracing.export  # noqa: F401
-import mlflow.tracing.processor  # noqa: F401
-import sklearn.model_selection  # noqa: F401  (the validation split)
-import sqlalchemy.dialects.sqlite  # noqa: F401
-from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
-from sqlalchemy.orm import configure_mappers
+# A Ctrl-C in the terminal reaches every process of the command. This one exits with the command,
+# quietly (no KeyboardInterrupt traceback from an import); the workers forked from it ignore SIGINT
+# until a job installs pipeline.termination's handler, and the command forwards it to them until then.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-import pipeline.job  # noqa: F401
-import pipeline.sweep  # noqa: F401  (Hydra instantiates the sweep callback in every job)
+import alembic.command  # noqa: E402, F401  (MLflow's SQL store checks its schema version)
+import git  # noqa: E402, F401  (MLflow's source tags)
+import matplotlib.backends.backend_agg  # noqa: E402, F401  (figures)
+import mlflow.models.display_utils  # noqa: E402, F401  (model logging)
+import mlflow.pyfunc  # noqa: E402, F401
+import mlflow.pyfunc.scoring_server  # noqa: E402, F401
+import mlflow.tracing.export  # noqa: E402, F401
+import mlflow.tracing.processor  # noqa: E402, F401
+import sklearn.model_selection  # noqa: E402, F401  (the validation split)
+import sqlalchemy.dialects.sqlite  # noqa: E402, F401
+from mlflow.store.tracking import sqlalchemy_store  # noqa: E402, F401
+from sqlalchemy.orm import configure_mappers  # noqa: E402
+
+import pipeline.job  # noqa: E402, F401
+import pipeline.sweep  # noqa: E402, F401  (Hydra instantiates the sweep callback in every job)
 
 # SQLAlchemy configures MLflow's ORM classes at their first query: 0.3 s in every worker otherwise.
 configure_mappers()

@@ -213,6 +213,36 @@ def test_ctrl_c_ends_a_parallel_sweep_killed_with_one_press(home):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("needle", [None, "Sweep sweep-", "Launching jobs"],
+                         ids=["during the imports", "after the parent run", "while workers start"])
+def test_ctrl_c_during_a_parallel_sweeps_start_up_ends_it_at_once(home, needle):
+    """Workers that did not exist when the signal came get it too, and nothing prints a traceback."""
+    process = _start(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=16",
+                     "train.epochs=1000000", "mlflow.log_model=false")
+    output = []
+    try:
+        if needle is None:
+            time.sleep(0.5)
+        else:
+            for line in process.stdout:
+                output.append(line)
+                if needle in line:
+                    break
+        os.killpg(process.pid, signal.SIGINT)
+        output += process.communicate(timeout=30)[0]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    text = "".join(output)
+    assert process.returncode == 128 + signal.SIGINT and "Traceback" not in text, text[-2000:]
+    if needle is None:
+        return  # no store yet, or an empty one
+    runs = mlflow_runs(home)
+    assert set(runs["status"]) == {"KILLED"} and (runs["tags.fnn_sweep.role"] == "sweep").sum() == 1
+    assert "stopped by SIGINT" in text and "the same command resumes it" in text
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [[], ["-m"]], ids=["single", "sweep"])
 @pytest.mark.parametrize("damage, needle", [
     ("truncate", "corrupt or truncated IDX file"),
