@@ -34,6 +34,14 @@ def test_a_wheel_in_a_fresh_venv_runs_a_job_outside_the_repository(tmp_path):
     assert (elsewhere / "mlflow.db").is_file() and (elsewhere / "outputs").is_dir()
     runs = mlflow_runs(elsewhere)
     assert list(runs["status"]) == ["FINISHED"] and runs["metrics.test_accuracy"].item() > 0.5
+    # A parallel sweep: its workers fork from a server that imports the installed package.
+    sweep = subprocess.run([str(venv / "bin" / "python"), "-m", "pipeline", "-m", "dataset=digits", "train.epochs=2",
+                            "model.activation=relu,tanh", "model.hidden_neurons=16", "quiet=true"], cwd=elsewhere, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    jobs = mlflow_runs(elsewhere)
+    jobs = jobs[jobs["tags.mlflow.parentRunId"].notna()]  # the sweep's, not the single run above
+    assert len(jobs) == 2 and set(jobs["status"]) == {"FINISHED"}
     imported = subprocess.run([str(venv / "bin" / "python"), "-c", "import pipeline; print(pipeline.__file__)"],
                               cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout
     assert str(venv) in imported  # the installed copy ran, not the checkout
