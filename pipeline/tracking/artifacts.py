@@ -10,7 +10,6 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix  # noqa: E402
 
 from pipeline.tracking import layout  # noqa: E402
 
@@ -34,6 +33,10 @@ def log_loss_curve(history, title):
 
 def log_confusion_matrix(y_true, y_pred, n_classes):
     """The test set's confusion matrix as CSV and PNG; returns it, shape (n_classes, n_classes)."""
+    # Imported here: scikit-learn (with SciPy) is 0.6 s of the launching process's start-up, which
+    # never draws a confusion matrix. Parallel workers have it from pipeline.worker_imports.
+    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
     labels = np.arange(n_classes)
     matrix = confusion_matrix(y_true, y_pred, labels=labels)
     table = pd.DataFrame(matrix, index=pd.Index(labels, name="true\\predicted"), columns=labels)
