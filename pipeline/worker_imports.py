@@ -1,4 +1,4 @@
-"""Imported once by the parallel launcher's fork server (``pipeline.parallel.start_workers``).
+"""Imported once by the process parallel workers are forked from (``pipeline.fork_server``).
 
 Everything a job imports, at import or at first use, loaded and set up before any worker forks,
 so that no worker pays for it again. (A module left out here is imported by the job, as before.)
