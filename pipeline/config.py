@@ -2,8 +2,11 @@
 
 OmegaConf checks types and unknown keys while Hydra composes; ``validate``
 (``OmegaConf.to_object``, which runs each ``__post_init__``) checks values
-against the fnn_core registries and ranges. Both run before any training or
-MLflow run. Valid choices always come from the registries' keys.
+against each schema's ``constraints`` table (``pipeline.constraints``: a
+type and interval, or choices, and a message for every field) and the rules
+between fields. Both run before any training or MLflow run. Valid choices
+always come from the registries' keys. Rules that need the data (split
+sizes, labels) are ``pipeline.data.check``'s, run in a sweep's pre-flight.
 """
 
 import math
@@ -11,7 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -19,14 +22,10 @@ from omegaconf import MISSING, OmegaConf
 from fnn_core import ACTIVATIONS, INIT_CHOICES, OPTIMIZERS
 from fnn_core.network import DTYPES
 from pipeline.data import DATASETS
-from pipeline.failure import InputError
+from pipeline.constraints import ConfigError, Flag, Interval, Options, Text, check_fields
 import pipeline.parallel  # noqa: F401  (registers the fnn_sweep_workers resolver the launcher config uses)
 
 TARGET_TRANSFORMS = ("none", "log", "standardize")
-
-
-class ConfigError(InputError, ValueError):
-    """A config value is invalid; the message is one line naming the key."""
 
 
 def project_home():
@@ -53,57 +52,69 @@ def result_neutral(key):
     return key in RESULT_NEUTRAL_KEYS or key.startswith(RESULT_NEUTRAL_PREFIXES)
 
 
-def _choice(key, value, choices):
-    if value not in choices:
-        raise ConfigError(f"{key}={value!r} is not valid; choose one of: {', '.join(sorted(choices))}")
+# Hydra and MLflow keep names in 256-character columns (a PostgreSQL store enforces it).
+MAX_NAME_LENGTH = 256
+# A registered model's name: MLflow rejects "/" and ":" and names that are not a plain path segment.
+MODEL_NAME_PATTERN = r"(?!\.{1,2}$)[^/:]+"
+SEED_MAX = 2**32 - 1  # scikit-learn's random_state and NumPy's legacy seeds stop here
 
 
-def _at_least(key, value, low):
-    if value < low:
-        raise ConfigError(f"{key}={value} is not valid: must be >= {low}")
+class Checked:
+    """A schema whose ``constraints`` table (field -> constraint) is checked when it is built.
 
+    ``check`` holds the rules that relate fields to each other.
+    """
 
-def _positive(key, value):
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{key}={value} is not valid: must be a positive number")
+    group: ClassVar[str] = ""  # the config group: "train" names its keys "train.seed"
+    constraints: ClassVar[dict] = {}
 
+    def __post_init__(self):
+        check_fields(self, self.group, type(self).constraints)
+        self.check()
 
-def _fraction(key, value, high_open=True):
-    if not (0 <= value < 1 if high_open else 0 < value < 1):
-        raise ConfigError(f"{key}={value} is not valid: must be in [0, 1)" if high_open
-                          else f"{key}={value} is not valid: must be in (0, 1)")
+    def check(self):
+        pass
 
 
 @dataclass
-class DatasetConfig:
+class DatasetConfig(Checked):
     name: str = MISSING
     dir: Optional[str] = None  # read the files from here instead of the cache / download
     test_fraction: float = 0.2  # datasets without a fixed test split
     standardize: bool = False  # z-score features with training-set statistics
     target_transform: str = "none"  # regression targets: none, log, standardize
 
-    def __post_init__(self):
-        _choice("dataset.name", self.name, DATASETS)
-        _fraction("dataset.test_fraction", self.test_fraction, high_open=False)
-        _choice("dataset.target_transform", self.target_transform, TARGET_TRANSFORMS)
+    group: ClassVar[str] = "dataset"
+    constraints: ClassVar[dict] = {
+        "name": Options(DATASETS),
+        "dir": Text(optional=True),
+        "test_fraction": Interval(float, 0, 1, closed="neither"),
+        "standardize": Flag(),
+        "target_transform": Options(TARGET_TRANSFORMS),
+    }
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Checked):
     activation: str = "relu"
     hidden_neurons: int = 128  # width of each hidden layer
     hidden_layers: int = 1  # depth
     init: str = "auto"
 
-    def __post_init__(self):
-        _choice("model.activation", self.activation, ACTIVATIONS)
-        _at_least("model.hidden_neurons", self.hidden_neurons, 1)
-        _at_least("model.hidden_layers", self.hidden_layers, 1)
-        _choice("model.init", self.init, INIT_CHOICES)
+    group: ClassVar[str] = "model"
+    constraints: ClassVar[dict] = {
+        "activation": Options(ACTIVATIONS),
+        "hidden_neurons": Interval(int, 1, None, message="must be >= 1"),
+        "hidden_layers": Interval(int, 1, None, message="must be >= 1"),
+        "init": Options(INIT_CHOICES),
+    }
+
+
+POSITIVE = Interval(float, 0, None, closed="neither", message="must be a positive number")
 
 
 @dataclass
-class OptimizerConfig:
+class OptimizerConfig(Checked):
     """Options every optimizer has; each optimizer's schema adds only its own."""
 
     name: str = MISSING
@@ -111,15 +122,19 @@ class OptimizerConfig:
     weight_decay: float = 0.0
     clip_norm: Optional[float] = None
 
-    def __post_init__(self):
-        _choice("optimizer.name", self.name, OPTIMIZERS)
+    group: ClassVar[str] = "optimizer"
+    constraints: ClassVar[dict] = {
+        "name": Options(OPTIMIZERS),
+        "lr": POSITIVE,
+        "weight_decay": Interval(float, 0, None, closed="left", message="must be a finite number >= 0"),
+        "clip_norm": Interval(float, 0, None, closed="neither", optional=True,
+                              message="must be a positive number, or null for no clipping"),
+    }
+
+    def check(self):
         if OPTIMIZER_SCHEMAS.get(self.name, type(self)) is not type(self):
             raise ConfigError(f"optimizer.name={self.name!r} does not fit this optimizer's settings; "
                               f"choose the optimizer with optimizer={self.name}")
-        _positive("optimizer.lr", self.lr)
-        _at_least("optimizer.weight_decay", self.weight_decay, 0)
-        if self.clip_norm is not None:
-            _positive("optimizer.clip_norm", self.clip_norm)
 
     def options(self):
         """Keyword arguments for the fnn_core optimizer named ``name``."""
@@ -133,9 +148,12 @@ class SGDConfig(OptimizerConfig):
     momentum: float = 0.0
     nesterov: bool = False
 
-    def __post_init__(self):
-        super().__post_init__()
-        _fraction("optimizer.momentum", self.momentum)
+    constraints: ClassVar[dict] = {**OptimizerConfig.constraints,
+                   "momentum": Interval(float, 0, 1, closed="left"),
+                   "nesterov": Flag()}
+
+    def check(self):
+        super().check()
         if self.nesterov and not self.momentum:
             raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
 
@@ -148,18 +166,17 @@ class AdamConfig(OptimizerConfig):
     beta2: float = 0.999
     eps: float = 1e-8
 
-    def __post_init__(self):
-        super().__post_init__()
-        _fraction("optimizer.beta1", self.beta1)
-        _fraction("optimizer.beta2", self.beta2)
-        _positive("optimizer.eps", self.eps)
+    constraints: ClassVar[dict] = {**OptimizerConfig.constraints,
+                   "beta1": Interval(float, 0, 1, closed="left"),
+                   "beta2": Interval(float, 0, 1, closed="left"),
+                   "eps": POSITIVE}
 
 
 OPTIMIZER_SCHEMAS = {"sgd": SGDConfig, "adam": AdamConfig}  # one per fnn_core optimizer
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Checked):
     epochs: int = 10
     batch_size: int = 64
     seed: int = 0
@@ -167,28 +184,33 @@ class TrainConfig:
     early_stopping_patience: Optional[int] = None  # epochs without val_loss improvement
     dtype: str = "float32"
 
-    def __post_init__(self):
-        _at_least("train.epochs", self.epochs, 1)
-        _at_least("train.batch_size", self.batch_size, 1)
-        _fraction("train.val_fraction", self.val_fraction)
-        if self.early_stopping_patience is not None:
-            _at_least("train.early_stopping_patience", self.early_stopping_patience, 1)
-            if self.val_fraction == 0:
-                raise ConfigError("train.early_stopping_patience needs train.val_fraction > 0")
-        _choice("train.dtype", self.dtype, DTYPES)
+    group: ClassVar[str] = "train"
+    constraints: ClassVar[dict] = {
+        "epochs": Interval(int, 1, None, message="must be >= 1"),
+        "batch_size": Interval(int, 1, None, message="must be >= 1"),
+        "seed": Interval(int, 0, SEED_MAX, message=f"must be an integer in [0, {SEED_MAX}]"),
+        "val_fraction": Interval(float, 0, 1, closed="left"),
+        "early_stopping_patience": Interval(int, 1, None, optional=True,
+                                            message="must be >= 1, or null for no early stopping"),
+        "dtype": Options(DTYPES),
+    }
+
+    def check(self):
+        if self.early_stopping_patience is not None and self.val_fraction == 0:
+            raise ConfigError("train.early_stopping_patience needs train.val_fraction > 0")
 
 
 @dataclass
-class ComputeConfig:
+class ComputeConfig(Checked):
     blas_threads: Optional[int] = None  # BLAS threads in each job; None: usable cores / jobs running at once
 
-    def __post_init__(self):
-        if self.blas_threads is not None:
-            _at_least("compute.blas_threads", self.blas_threads, 1)
+    group: ClassVar[str] = "compute"
+    constraints: ClassVar[dict] = {"blas_threads": Interval(int, 1, None, optional=True,
+                                            message="must be >= 1, or null for cores / jobs at once")}
 
 
 @dataclass
-class MlflowConfig:
+class MlflowConfig(Checked):
     tracking_uri: str = "sqlite:///${fnn_sweep_home:}/mlflow.db"
     experiment_name: str = "fnn-sweep"
     # Where a new experiment keeps artifacts. None: beside a SQLite store (mlartifacts/ next to the file);
@@ -196,24 +218,48 @@ class MlflowConfig:
     artifact_location: Optional[str] = None
     log_model: bool = True  # the trained model as an MLflow pyfunc model
     # A RUNNING run of another host with no heartbeat (epoch metric) for this long is reaped (KILLED).
+    # inf: never reap another host's runs.
     stale_after_s: float = 1800.0
 
+    group: ClassVar[str] = "mlflow"
+    constraints: ClassVar[dict] = {
+        "tracking_uri": Text(pattern=r"[A-Za-z][A-Za-z0-9+.-]*:.+",
+                             message="must be a URI such as sqlite:///PATH/mlflow.db or http://HOST:5000"),
+        "experiment_name": Text(max_length=MAX_NAME_LENGTH),
+        "artifact_location": Text(optional=True),
+        "log_model": Flag(),
+        "stale_after_s": Interval(float, 0, math.inf, closed="right",
+                                  message="must be a positive number of seconds, or inf (never)"),
+    }
+
 
 @dataclass
-class SweepConfig:
+class SweepConfig(Checked):
     rerun: bool = False  # run every job, even one whose identical config already FINISHED
 
+    group: ClassVar[str] = "sweep"
+    constraints: ClassVar[dict] = {"rerun": Flag()}
+
 
 @dataclass
-class ReportConfig:
+class ReportConfig(Checked):
     out_dir: str = "${fnn_sweep_home:}/reports"
     sweep_id: Optional[str] = None  # None: the latest sweep; "all": every finished run
     after_sweep: bool = True  # write the report at the end of every multirun
     register_best: Optional[str] = None  # a model name: register the selection's best model under it
 
+    group: ClassVar[str] = "report"
+    constraints: ClassVar[dict] = {
+        "out_dir": Text(),
+        "sweep_id": Text(optional=True, max_length=MAX_NAME_LENGTH),
+        "after_sweep": Flag(),
+        "register_best": Text(optional=True, max_length=MAX_NAME_LENGTH, pattern=MODEL_NAME_PATTERN,
+                              message="a model name cannot contain '/' or ':' nor be '.' or '..'"),
+    }
+
 
 @dataclass
-class Config:
+class Config(Checked):
     dataset: DatasetConfig = MISSING
     optimizer: OptimizerConfig = MISSING
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -225,13 +271,21 @@ class Config:
     quiet: bool = False  # no per-epoch status lines in a single run
     verbose: bool = False  # per-epoch status lines in sweeps too
 
+    constraints: ClassVar[dict] = {"quiet": Flag(), "verbose": Flag()}  # the groups check their own fields
+
 
 @dataclass
-class ReportAppConfig:
+class ReportAppConfig(Checked):
     """``python -m pipeline.report``: where the runs are and where the report goes."""
 
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+
+    constraints: ClassVar[dict] = {}  # the groups check their own fields
+
+
+SCHEMAS = (DatasetConfig, ModelConfig, SGDConfig, AdamConfig, TrainConfig, ComputeConfig, MlflowConfig,
+           SweepConfig, ReportConfig, Config, ReportAppConfig)
 
 
 def register_configs():

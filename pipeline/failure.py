@@ -30,29 +30,11 @@ import traceback
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
+from pipeline.errors import Abort, InputError, JobsFailed  # noqa: F401  (re-exported: the policy's types)
+
 EXIT_OK, EXIT_JOBS_FAILED, EXIT_INPUT = 0, 1, 2
 # Records of this logger go to the job's log file only, not the console (conf/hydra/job_logging).
 logfile = logging.getLogger("pipeline.logfile")
-
-
-class InputError(Exception):
-    """Bad configuration, data or store, found before anything ran; the message is one line."""
-
-
-class JobsFailed(Exception):
-    """Some jobs ended FAILED or KILLED; each was recorded and reported as it ended."""
-
-    def __init__(self, failed, total):
-        super().__init__(f"{failed} of {total} job{'s' if total != 1 else ''} failed (reasons above and in MLflow)")
-        self.failed, self.total = failed, total
-
-
-class Abort(BaseException):
-    """Carries ``error`` past Hydra's own handler to the entry point."""
-
-    def __init__(self, error):
-        super().__init__(str(error))
-        self.error = error
 
 
 def abort(error):

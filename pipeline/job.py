@@ -59,13 +59,18 @@ class JobContext:
                    choices={k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")})
 
 
-def dataset_for(dataset_cfg, train_cfg):
-    """The dataset the config names, split; checks that a batch fits in its training set."""
-    key = (repr(dataset_cfg), train_cfg.val_fraction, train_cfg.seed)
+def dataset_key(settings):
+    """What a job's data depends on: the dataset config (test_fraction included), val_fraction, seed."""
+    return repr(settings.dataset), settings.train.val_fraction, settings.train.seed
+
+
+def dataset_for(settings):
+    """The dataset a job's settings name, split; checks that a batch fits in its training set."""
+    key = dataset_key(settings)
     if key not in _datasets:
         _datasets.clear()  # keep one dataset in memory at a time
-        _datasets[key] = load_dataset(vars(dataset_cfg), train_cfg.val_fraction, train_cfg.seed)
-    check_batch_fits(train_cfg, _datasets[key])
+        _datasets[key] = load_dataset(vars(settings.dataset), settings.train.val_fraction, settings.train.seed)
+    check_batch_fits(settings.train, _datasets[key])
     return _datasets[key]
 
 
@@ -122,7 +127,7 @@ def run(cfg):
         try:
             start = time.perf_counter()
             with termination.interruptible():  # no database writes while loading
-                data = dataset_for(settings.dataset, settings.train)
+                data = dataset_for(settings)
             phases["data"] = time.perf_counter() - start
         except failure.InputError as exc:
             if not job.in_sweep:

@@ -18,7 +18,7 @@ from hydra.experimental.callback import Callback
 from pipeline import failure, parallel
 from pipeline.config import validate
 from pipeline.data import load_dataset
-from pipeline.job import check_batch_fits
+from pipeline.job import check_batch_fits, dataset_key
 from pipeline.grid import app_overrides, compose_jobs, is_grid_sweeper, job_overrides
 from pipeline.progress import SweepProgress
 from pipeline.termination import termination
@@ -42,14 +42,17 @@ def validate_jobs(config):
 
 
 def load_datasets(settings):
-    """Load each distinct dataset once (a corrupt file is found before any run; the cache is warmed)
-    and check every job's batch size against it."""
+    """Load the data of every distinct (dataset, val_fraction, seed) the jobs use, once, and check each
+    job's batch size against it: a corrupt file, a split too small or a label out of range is found
+    before any run, and the caches are warm for the jobs."""
+    jobs_by_data = {}
+    for job in settings:
+        jobs_by_data.setdefault(dataset_key(job), []).append(job)
     with termination.interruptible():
-        for job in {repr(s.dataset): s for s in settings}.values():
-            data = load_dataset(vars(job.dataset), job.train.val_fraction, job.train.seed)
-            for other in settings:
-                if repr(other.dataset) == repr(job.dataset) and other.train.val_fraction == job.train.val_fraction:
-                    check_batch_fits(other.train, data)
+        for jobs in jobs_by_data.values():
+            data = load_dataset(vars(jobs[0].dataset), jobs[0].train.val_fraction, jobs[0].train.seed)
+            for job in jobs:
+                check_batch_fits(job.train, data)
 
 
 def _after_the_runs(step, what_failed, again):

@@ -5,11 +5,17 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
+from omegaconf.errors import ValidationError
 
 from helpers import REPO, run_pipeline
 from fnn_core import ACTIVATIONS, OPTIMIZERS
-from pipeline.config import OPTIMIZER_SCHEMAS, ConfigError, register_configs, validate
+import functools
+import math
+from dataclasses import fields, is_dataclass
+
+from pipeline.config import OPTIMIZER_SCHEMAS, SCHEMAS, Checked, ConfigError, register_configs, validate
+from pipeline.constraints import Interval
 
 register_configs()
 CONF = str(REPO / "conf")
@@ -174,3 +180,72 @@ def test_composing_jobs_together_fails_as_hydra_does(job):
         with pytest.raises(HydraException) as each:
             compose("config", overrides=job)
     assert str(together.value) == str(each.value)
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=lambda schema: schema.__name__)
+def test_every_schema_field_has_a_constraint(schema):
+    """A new field without an entry in its schema's constraints table fails here."""
+    assert issubclass(schema, Checked)
+    own = {f.name for f in fields(schema) if not is_dataclass(f.type)}  # groups check their own fields
+    assert own == set(schema.constraints), f"{schema.__name__}: fields and constraints differ"
+
+
+# Each schema's fields as config keys: (overrides that select the schema, the key's group).
+SCHEMA_KEYS = {"DatasetConfig": ([], "dataset"), "ModelConfig": ([], "model"), "SGDConfig": ([], "optimizer"),
+               "AdamConfig": (["optimizer=adam"], "optimizer"), "TrainConfig": ([], "train"),
+               "ComputeConfig": ([], "compute"), "MlflowConfig": ([], "mlflow"), "ReportConfig": ([], "report")}
+NUMERIC_FIELDS = [(name, group, select, field_name, constraint)
+                  for schema in SCHEMAS if schema.__name__ in SCHEMA_KEYS
+                  for name, (select, group) in [(schema.__name__, SCHEMA_KEYS[schema.__name__])]
+                  for field_name, constraint in schema.constraints.items() if isinstance(constraint, Interval)]
+
+
+@pytest.mark.parametrize("schema, group, select, name, constraint", NUMERIC_FIELDS,
+                         ids=[f"{g}.{n}-{s}" for s, g, _, n, _ in NUMERIC_FIELDS])
+def test_every_numeric_field_rejects_nan_and_values_outside_its_interval(schema, group, select, name, constraint):
+    key = f"{group}.{name}"
+    bad = ["-1", *(["nan"] if constraint.type is float else [])]
+    if constraint.high != math.inf:
+        bad.append("inf" if constraint.type is float else "1e400")
+    if constraint.high not in (None, math.inf):
+        bad.append(str(constraint.high + (1 if constraint.type is int else 0)))
+    for value in bad:
+        cfg = _base_config(tuple(select)).copy()
+        try:
+            OmegaConf.update(cfg, key, value)
+        except ValidationError:  # the type already rejects it (an int key given 1e400)
+            continue
+        with pytest.raises(ConfigError) as err:
+            validate(cfg)
+        line = str(err.value)
+        assert line.startswith(f"{key}=") and " is not valid" in line and "\n" not in line, line
+
+
+@functools.cache
+def _base_config(select):
+    return composed(*select)
+
+
+def test_infinity_is_accepted_only_where_it_means_something():
+    assert validate(composed("mlflow.stale_after_s=inf")).mlflow.stale_after_s == math.inf  # never reap
+    for override in ("optimizer.lr=inf", "optimizer.weight_decay=inf", "optimizer.clip_norm=inf"):
+        with pytest.raises(ConfigError, match="is not valid"):
+            validate(composed(override))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.seed=-1", "train.seed=-1 is not valid: must be an integer in [0, 4294967295]"),
+    ("train.seed=4294967296", "train.seed=4294967296 is not valid"),
+    ("optimizer.weight_decay=nan", "optimizer.weight_decay=nan is not valid: must be a finite number >= 0"),
+    ("mlflow.stale_after_s=0", "mlflow.stale_after_s=0.0 is not valid: must be a positive number of seconds"),
+    ("mlflow.experiment_name=" + "x" * 5000, "is 5000 characters long; at most 256 are allowed"),
+    ("mlflow.experiment_name=' '", "mlflow.experiment_name=' ' is not valid: must not be empty"),
+    ("mlflow.tracking_uri=mlflow.db", "must be a URI such as sqlite:///PATH/mlflow.db"),
+    ("report.register_best=a/b", "report.register_best='a/b' is not valid: a model name cannot contain"),
+    ("report.register_best=..", "report.register_best='..' is not valid"),
+    ("compute.blas_threads=0", "compute.blas_threads=0 is not valid: must be >= 1"),
+])
+def test_values_the_schema_once_missed_are_rejected_in_one_line(override, message):
+    with pytest.raises(ConfigError) as err:
+        validate(composed(override))
+    assert message in str(err.value) and "\n" not in str(err.value) and len(str(err.value)) < 400

@@ -185,3 +185,56 @@ def test_bundled_datasets_load_offline(name, task):
     data = load_dataset({"name": name, "standardize": name != "xor", "target_transform": "standardize"},
                         val_fraction=0.0 if name == "xor" else 0.1, seed=0)
     assert data.task == task and data.X_train.dtype == np.float32 and len(data.X_test)
+
+
+def _tiny_dir(directory, **replace):
+    for name, body in {**TINY, **{IDX_FILES[key]: body for key, body in replace.items()}}.items():
+        (directory / name).write_bytes(body)
+    return directory
+
+
+@pytest.mark.parametrize("replace, message", [
+    ({"train_labels": idx_bytes(2049, (3,), fill=10)}, r"3 train label\(s\) outside 0..9 \(e.g. 10\)"),
+    ({"test_labels": idx_bytes(2049, (2,), fill=255)}, r"2 test label\(s\) outside 0..9"),
+    ({"train_images": idx_bytes(2051, (0, 28, 28)), "train_labels": idx_bytes(2049, (0,))}, "holds no images"),
+])
+def test_idx_files_with_valid_headers_but_unusable_contents_are_data_errors(tmp_path, replace, message):
+    directory = _tiny_dir(tmp_path, **replace)
+    with pytest.raises(DataError, match=message):
+        load_dataset({"name": "mnist", "dir": str(directory)}, val_fraction=0.0, seed=0, cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("cfg, val_fraction, message", [
+    ({"name": "digits"}, 0.995, "train.val_fraction=0.995 is not valid for digits: the training part of its 1437 "
+                                "samples would hold 7, fewer than its 10 classes; choose a smaller"),
+    ({"name": "digits"}, 0.001, "train.val_fraction=0.001 is not valid for digits: the held-out part of its 1437 "
+                                "samples would hold 1, fewer than its 10 classes; choose a larger"),
+    ({"name": "iris", "test_fraction": 0.01}, 0.1, "dataset.test_fraction=0.01 is not valid for iris"),
+    ({"name": "diabetes", "test_fraction": 0.999}, 0.1, "dataset.test_fraction=0.999 is not valid for diabetes"),
+])
+def test_splits_too_small_for_their_classes_are_named_by_their_key(cfg, val_fraction, message):
+    with pytest.raises(DataError, match=message):
+        load_dataset(cfg, val_fraction=val_fraction, seed=0)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "shape"])
+def test_a_damaged_decoded_cache_entry_is_rebuilt_with_one_line(mnist_dir, tmp_path, caplog, damage):
+    cfg = {"name": "mnist", "dir": str(mnist_dir)}
+    first = load_dataset(cfg, val_fraction=0.0, seed=0, cache_dir=tmp_path)
+    expected = np.array(first.X_train), np.array(first.y_test)  # copies: the mapped files are damaged below
+    del first
+    [entry] = tmp_path.glob("decoded/*")
+    target = entry / ("X_train.npy" if damage != "shape" else "y_test.npy")
+    if damage == "truncate":
+        target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    elif damage == "garbage":
+        target.write_bytes(b"\x93NUMPY garbage")
+    else:  # a whole, readable file of the wrong length
+        np.save(target, np.zeros(3, np.int64))
+    again = load_dataset(cfg, val_fraction=0.0, seed=0, cache_dir=tmp_path)
+    [line] = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert line.startswith(f"the decoded-data cache {entry} is damaged (") and line.endswith("); rebuilding it")
+    assert np.array_equal(again.X_train, expected[0]) and np.array_equal(again.y_test, expected[1])
+    caplog.clear()
+    load_dataset(cfg, val_fraction=0.0, seed=0, cache_dir=tmp_path)  # mended: mapped, not rebuilt, from now on
+    assert not any("damaged" in r.getMessage() for r in caplog.records)

@@ -11,6 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
+from pipeline.data.checks import check_dataset, check_split
 from pipeline.data.decoded import cached_split
 from pipeline.data.errors import DataError
 from pipeline.data.registry import DATASETS, split_test
@@ -70,6 +71,7 @@ def load_dataset(cfg, val_fraction, seed, cache_dir=None):
         raise DataError(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
     task, n_classes, X, y, X_test, y_test, source = DATASETS[name](cfg, seed, cache_dir)
     n_val = int(round(len(X) * val_fraction))
+    check_split(y, n_val, task == "multiclass", "train.val_fraction", val_fraction, name)
     if n_val:  # before the float32 conversion: that would hide a cached array's file (values are the same)
         X, y, X_val, y_val = cached_split(X, y, n_val, seed, task == "multiclass", split_test)
     else:
@@ -81,7 +83,9 @@ def load_dataset(cfg, val_fraction, seed, cache_dir=None):
         X, X_val, X_test = ((part - mean) / std for part in (X, X_val, X_test))
     if task == "regression":
         y, y_val, y_test = _transform_targets(cfg.get("target_transform", "none"), y, y_val, y_test)
-    return Dataset(name, task, n_classes, X, y, X_val, y_val, X_test, y_test, source)
+    data = Dataset(name, task, n_classes, X, y, X_val, y_val, X_test, y_test, source)
+    check_dataset(data)
+    return data
 
 
 def _transform_targets(transform, y, y_val, y_test):

@@ -11,6 +11,7 @@ way, per (validation rows, seed): each worker would otherwise copy its own
 """
 
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 
 from pipeline.data.idx import IDX_FILES, load_idx_arrays
 
+log = logging.getLogger("pipeline")
 ARRAYS = ("X_train", "y_train", "X_test", "y_test")
 
 
@@ -59,10 +61,23 @@ def cached_split(X, y, n_val, seed, stratify, split):
 
 
 def _load_arrays(target, names):
+    """The cached arrays, memory-mapped; None when absent or damaged (then the caller rebuilds them).
+
+    Checked: every file's header and size (``np.load`` maps exactly what the header says), and that
+    features and targets pair up, (n, d) with (n,). A damaged entry is said in one line.
+    """
     paths = [target / f"{name}.npy" for name in names]
     if not all(p.is_file() for p in paths):
         return None
-    return tuple(np.load(p, mmap_mode="r") for p in paths)
+    try:
+        arrays = tuple(np.load(p, mmap_mode="r", allow_pickle=False) for p in paths)
+        for X, y in zip(arrays[::2], arrays[1::2]):
+            if X.ndim != 2 or y.ndim != 1 or len(X) != len(y) or X.shape[1] != arrays[0].shape[1]:
+                raise ValueError(f"arrays of shapes {X.shape} and {y.shape} do not pair up")
+    except (OSError, ValueError, EOFError) as exc:
+        log.warning(f"the decoded-data cache {target} is damaged ({str(exc).splitlines()[0]}); rebuilding it")
+        return None
+    return arrays
 
 
 def _save_arrays(target, names, arrays):

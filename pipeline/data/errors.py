@@ -1,6 +1,6 @@
 """The data error: one line that says what to do."""
 
-from pipeline.failure import InputError
+from pipeline.errors import InputError
 
 
 class DataError(InputError):

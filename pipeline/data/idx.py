@@ -58,6 +58,8 @@ def load_idx_arrays(directory):
         n_images, n_labels = len(arrays[f"{part}_images"]), len(arrays[f"{part}_labels"])
         if n_images != n_labels:
             raise DataError(f"{directory}: {n_images} {part} images but {n_labels} labels")
+        if n_images == 0:
+            raise DataError(f"{directory / IDX_FILES[f'{part}_images']}: holds no images (a valid header for 0)")
     scale = np.float32(1 / 255)
 
     def flat(images):

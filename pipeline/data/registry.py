@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.data.checks import check_split
 from pipeline.data.download import default_cache_dir, locate_idx_dir
 from pipeline.data.errors import DataError
 from pipeline.data.decoded import decoded_idx_arrays
@@ -25,6 +26,13 @@ def split_test(X, y, test_fraction, seed, stratify):
     return X_train, y_train, X_test, y_test
 
 
+def _held_out(n_samples, fraction):
+    """How many rows scikit-learn's ``train_test_split(test_size=fraction)`` holds out: ceil(n * fraction)."""
+    import math
+
+    return math.ceil(n_samples * fraction)
+
+
 def _sklearn_dataset(loader_name, task):
     def load(cfg, seed, cache_dir):
         import sklearn.datasets
@@ -39,7 +47,10 @@ def _sklearn_dataset(loader_name, task):
             raise DataError(f"{loader_name} could not get its data ({exc}); it needs the internet once, "
                             f"or scikit-learn's cached copy in dataset.dir") from None
         classes = int(y.max()) + 1 if task == "multiclass" else None
-        return (task, classes, *split_test(X, y, cfg.get("test_fraction", 0.2), seed, task == "multiclass"),
+        test_fraction = cfg.get("test_fraction", 0.2)
+        check_split(y, _held_out(len(y), test_fraction), task == "multiclass", "dataset.test_fraction",
+                    test_fraction, loader_name.split("_", 1)[1])
+        return (task, classes, *split_test(X, y, test_fraction, seed, task == "multiclass"),
                 f"scikit-learn {loader_name}")
     return load
 

@@ -3,7 +3,7 @@
 import mlflow
 
 from pipeline.config import result_neutral
-from pipeline.failure import InputError
+from pipeline.errors import InputError
 from pipeline.tracking import layout, store
 
 

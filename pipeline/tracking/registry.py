@@ -6,7 +6,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from pipeline.failure import InputError
+from pipeline.errors import InputError
 from pipeline.tracking import layout, store
 
 log = logging.getLogger("pipeline")

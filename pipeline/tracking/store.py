@@ -11,7 +11,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.failure import InputError
+from pipeline.errors import InputError
 from pipeline.tracking import store_template
 
 

@@ -1,0 +1,130 @@
+"""Declarative value constraints, in the spirit of scikit-learn's ``_parameter_constraints``.
+
+Each config schema lists, in one table, a constraint for every field: its
+type, its interval (open or closed at each end, NaN never, infinity only
+where the interval includes it) or its choices, and the one-line message a
+user sees. ``check_fields`` walks the table; ``tests/test_pipeline_config.py``
+fails when a schema field has no entry.
+"""
+
+import math
+import re
+from dataclasses import dataclass, fields
+from numbers import Integral, Real
+
+from pipeline.errors import InputError
+
+
+class ConfigError(InputError, ValueError):
+    """A config value is invalid; the message is one line naming the key."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A number of ``type`` (int or float) between ``low`` and ``high`` (None: unbounded, infinity excluded).
+
+    ``closed``: which ends belong to the interval, "both", "left", "right" or "neither". NaN never does;
+    infinity only when ``high`` is ``math.inf`` and the right end is closed (it then has a meaning, such
+    as "never").
+    """
+
+    type: type
+    low: float | None
+    high: float | None
+    closed: str = "both"
+    message: str | None = None
+    optional: bool = False  # None is allowed (the field's "off" value)
+
+    def problem(self, value):
+        if value is None:
+            return None if self.optional else "must be set"
+        if isinstance(value, bool) or not isinstance(value, Integral if self.type is int else Real):
+            return f"must be {'an integer' if self.type is int else 'a number'}"
+        value = float(value)
+        left, right = self.closed in ("both", "left"), self.closed in ("both", "right")
+        if math.isnan(value):
+            inside = False
+        elif math.isinf(value):  # only +inf, and only where the interval says it means something
+            inside = value > 0 and self.high == math.inf and right
+        else:
+            inside = ((self.low is None or (value >= self.low if left else value > self.low))
+                      and (self.high in (None, math.inf) or (value <= self.high if right else value < self.high)))
+        return None if inside else (self.message or self.describe())
+
+    def describe(self):
+        if self.low is not None and self.high not in (None, math.inf):
+            return (f"must be in {'[' if self.closed in ('both', 'left') else '('}{self.low:g}, "
+                    f"{self.high:g}{']' if self.closed in ('both', 'right') else ')'}")
+        kind = "an integer" if self.type is int else "a finite number"
+        if self.low is None:
+            return f"must be {kind}"
+        return f"must be {kind} {'>=' if self.closed in ('both', 'left') else '>'} {self.low:g}"
+
+
+@dataclass(frozen=True)
+class Options:
+    """One of the names in ``choices`` (a registry's keys)."""
+
+    choices: object  # any container of names: a registry dict, a tuple
+
+    def problem(self, value):
+        if value not in self.choices:
+            return f"choose one of: {', '.join(sorted(self.choices))}"
+        return None
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string of at most ``max_length`` characters (``pattern``: what it must match, with ``message``)."""
+
+    max_length: int | None = None
+    optional: bool = False
+    pattern: str | None = None
+    message: str | None = None
+    empty: bool = False  # the empty string is allowed
+
+    def problem(self, value):
+        if value is None:
+            return None if self.optional else "must be set"
+        if not isinstance(value, str):
+            return "must be a string"
+        if not value.strip() and not self.empty:
+            return "must not be empty"
+        if self.max_length is not None and len(value) > self.max_length:
+            return f"is {len(value)} characters long; at most {self.max_length} are allowed"
+        if self.pattern is not None and value and not re.fullmatch(self.pattern, value):
+            return self.message
+        return None
+
+
+@dataclass(frozen=True)
+class Flag:
+    """true or false (OmegaConf has already typed it)."""
+
+    def problem(self, value):
+        return None if isinstance(value, bool) else "must be true or false"
+
+
+def field_names(schema):
+    """The fields of a dataclass schema."""
+    return [f.name for f in fields(schema)]
+
+
+def check_fields(obj, prefix, constraints):
+    """Raise ``ConfigError`` for the first field of ``obj`` that breaks its constraint.
+
+    prefix : the field's config group, e.g. "train" (keys are named "train.seed").
+    """
+    for name, constraint in constraints.items():
+        value = getattr(obj, name)
+        problem = constraint.problem(value)
+        if problem is not None:
+            key = f"{prefix}.{name}" if prefix else name
+            shown = repr(value) if isinstance(value, str) and len(value) <= 80 else _short(value)
+            separator = ";" if isinstance(constraint, Options) else ":"
+            raise ConfigError(f"{key}={shown} is not valid{separator} {problem}")
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:40]}...({len(text)} characters)"
