@@ -10,8 +10,8 @@ divergence, or bad input   (or a sweep's job found bad input)   tag, traceback i
 found inside a sweep job)                                       and ``job.log`` artifact; the
                                                                 sweep goes on
 SIGTERM / Ctrl-C           any time (``pipeline.termination``)  running runs and the parent KILLED  128+N
-anything else (a bug, a    in the sweep's own code              its traceback, then one line      1
-store that broke)
+anything else (a bug, a    in the sweep's own code              its traceback, then one line;     1
+store that broke)                                               the parent run FAILED with it
 otherwise                                                                                         0
 =========================  ===================================  ================================  ======
 
@@ -19,6 +19,11 @@ Hydra catches every ``Exception`` from a job or callback, prints a traceback
 and exits 1. So code below an entry point never exits: it raises ``Abort``
 (a ``BaseException`` that passes Hydra) around the error, and the entry
 point (``run_entry_point``) prints it and picks the status.
+
+Whatever the command opens that must not outlive it (a sweep's parent run)
+is registered with ``close_on_exit``; however the command ends, by an error,
+a signal or an error caused by the signal (a worker it killed), the entry
+point ends it, FAILED with the reason or KILLED, before it exits.
 """
 
 import gc
@@ -31,6 +36,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.errors import Abort, InputError, JobsFailed  # noqa: F401  (re-exported: the policy's types)
+from pipeline.termination import termination
 
 EXIT_OK, EXIT_JOBS_FAILED, EXIT_INPUT = 0, 1, 2
 # Records of this logger go to the job's log file only, not the console (conf/hydra/job_logging).
@@ -85,15 +91,67 @@ def _run(main):
     except (HydraException, OmegaConfBaseException) as exc:
         error = exc
     except ValueError as exc:
+        if termination.signum is not None:
+            _stopped_by_signal()
         if not str(exc).startswith("Only one of --run, --multirun"):  # Hydra's flags used together
+            _close_open_work(f"the command failed: {one_line(exc)}", "FAILED")
             raise
         error = InputError(str(exc))
+    except SystemExit:
+        if termination.signum is not None:
+            _stopped_by_signal()
+        raise  # Hydra's own usage errors: nothing was opened
+    except BaseException as exc:
+        # A signal's side effects come back as other errors: joblib's TerminatedWorkerError when a
+        # worker ended by the same signal, a store write cut short. The signal is what happened.
+        if termination.signum is not None:
+            _stopped_by_signal()
+        _close_open_work(f"the command failed: {one_line(exc)}", "FAILED")
+        raise
     else:
         sys.exit(EXIT_OK)
+    if termination.signum is not None:
+        _stopped_by_signal()
+    _close_open_work(error_line(error), "FAILED")
     if exit_status(error) != EXIT_INPUT and not isinstance(error, JobsFailed):
         traceback.print_exception(error, file=sys.stderr)  # a bug or a broken store: the fixer needs it
     print(f"error: {error_line(error)}", file=sys.stderr)
     sys.exit(exit_status(error))
+
+
+# What is open and must not outlive the command unended (a sweep's parent run, a single run).
+_open_work = []
+
+
+def close_on_exit(closer):
+    """Have ``closer(reason, status)`` run if the command ends by an error or a signal before
+    ``closed(closer)``: it ends what it opened with ``status`` ("FAILED", "KILLED") and ``reason``,
+    and prints its one closing line."""
+    _open_work.append(closer)
+
+
+def closed(closer):
+    """``closer``'s work ended normally: it is not run at exit."""
+    if closer in _open_work:
+        _open_work.remove(closer)
+
+
+def _close_open_work(reason, status):
+    while _open_work:
+        closer = _open_work.pop()
+        try:
+            closer(reason, status)
+        except Exception as exc:  # a store that broke: say so, and close the rest
+            print(f"warning: could not end what was open ({one_line(exc)})", file=sys.stderr)
+
+
+def _stopped_by_signal():
+    """The command was stopped by SIGTERM or Ctrl-C: close what is open KILLED, then exit 128+N."""
+    name = termination.signal_name()
+    if not _open_work:
+        print(f"stopped by {name}", file=sys.stderr)
+    _close_open_work(f"terminated by {name}", "KILLED")
+    raise SystemExit(128 + termination.signum)
 
 
 def composition_error(exc):

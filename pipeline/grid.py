@@ -34,6 +34,30 @@ def sweep_axes(sweeper_params, task_overrides):
     return axes
 
 
+def without_repeated_values(args):
+    """Command-line arguments with each sweep's repeated values given once (``model.hidden_neurons=32,32``
+    would train the same job twice, and the report would pool the two as seeds); returns
+    (arguments, one note per sweep that had repeats). Arguments that do not parse are left to Hydra."""
+    parser, result, notes = OverridesParser.create(), [], []
+    for arg in args:
+        try:
+            [override] = parser.parse_overrides([arg]) if "=" in arg and not arg.startswith("-") else [None]
+        except Exception:  # Hydra reports it, in its own words
+            override = None
+        if override is None or not (override.is_sweep_override() and override.is_discrete_sweep()):
+            result.append(arg)
+            continue
+        values = list(override.sweep_string_iterator())
+        unique = list(dict.fromkeys(values))
+        if len(unique) == len(values):
+            result.append(arg)
+            continue
+        repeated = sorted({v for v in values if values.count(v) > 1}, key=values.index)
+        result.append(f"{arg.split('=', 1)[0]}={','.join(unique)}")
+        notes.append(f"{arg}: {', '.join(repeated)} given more than once; each job runs once")
+    return result, notes
+
+
 def job_overrides(sweeper_params, task_overrides):
     """Every job's override list: the product of the axes, first axis slowest."""
     axes = sweep_axes(sweeper_params, task_overrides)

@@ -8,6 +8,7 @@ reused worker process or on another machine.
 
 import logging
 import math
+from importlib import resources
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,8 @@ def run(cfg):
     resolved["compute"]["blas_threads"] = threads  # the number used, logged as a param
     try:
         with runs.job_run(experiment_id, name, resolved, identity, sweep, job.choices) as active:
+            if not job.in_sweep:  # a signal ends the run KILLED (job_run); the entry point says so
+                failure.close_on_exit(closing_line := _stopped_line(label, active.info.run_id))
             try:
                 if bad_input is not None:
                     raise bad_input
@@ -154,13 +157,22 @@ def run(cfg):
     except Exception as exc:
         (failure.logfile if job.in_sweep else log).error(f"{label} FAILED: {failure.one_line(exc)}")
         if not job.in_sweep:
+            failure.closed(closing_line)  # said above
             failure.abort(failure.JobsFailed(1, 1))
         return math.nan
     if not job.in_sweep:
-        log.info(f"run {active.info.run_id} in {store.absolute_tracking_uri(cfg.mlflow.tracking_uri)}; "
+        failure.closed(closing_line)
+        log.info(f"run {active.info.run_id} in {store.shown(cfg.mlflow.tracking_uri)}; "
                  f"see it: {store.ui_command(cfg.mlflow.tracking_uri)}, then open "
                  f"{store.runs_page(cfg.mlflow.tracking_uri, active.info.experiment_id, active.info.run_id)}")
     return result
+
+
+def _stopped_line(label, run_id):
+    """A single run's closing line when the command ends before the run does (a signal)."""
+    def closer(reason, status):
+        log.info(f"{label} run {run_id} ended {status}: {reason}; the same command trains it again")
+    return closer
 
 
 def _experiment_and_sweep(cfg, job):
@@ -222,7 +234,7 @@ def _train_and_log(settings, data, resolved, label, job, phases):
                           patience=settings.train.early_stopping_patience)
     training_time = time.perf_counter() - start - callback_seconds
     if history.diverged:
-        raise TrainingDiverged(history.stop_reason)
+        raise TrainingDiverged(_divergence_hint(history.stop_reason, settings, job))
 
     test = net.evaluate(data.X_test, data.y_test)
     runs.log_results(training_time, history.epochs, test, history.stop_reason)
@@ -242,6 +254,16 @@ def _train_and_log(settings, data, resolved, label, job, phases):
         return history["val_accuracy"][-1] if validation else test["accuracy"]
     summary.info(f"{label} test mse {test['mse']:.4f}, training {training_time:.1f} s")
     return history["val_mse"][-1] if validation else test["mse"]
+
+
+def _divergence_hint(reason, settings, job):
+    """The stop reason and what to try: a smaller lr, or the dataset's tuned preset when it has one."""
+    hint = f"{reason}; try a smaller optimizer.lr (it was {settings.optimizer.lr:g})"
+    name = settings.dataset.name
+    if job.choices.get("experiment") != name and (resources.files("pipeline.conf") / "experiment" /
+                                                  f"{name}.yaml").is_file():
+        hint += f", or the dataset's tuned settings: +experiment={name}"
+    return hint
 
 
 def _status_line(label, epoch, epochs, logs):

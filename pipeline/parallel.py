@@ -49,6 +49,16 @@ def jobs_at_once(launcher_config):
     return usable_cores() if n_jobs == -1 else max(1, int(n_jobs or 1))
 
 
+def check_launcher(launcher_config):
+    """The joblib launcher's ``n_jobs`` is a number of workers (>= 1) or -1 (one per core)."""
+    from pipeline.constraints import ConfigError
+
+    n_jobs = (launcher_config or {}).get("n_jobs", 1)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or not (n_jobs >= 1 or n_jobs == -1):
+        raise ConfigError(f"hydra.launcher.n_jobs={n_jobs} is not valid: must be a number of workers >= 1, "
+                          "or -1 for one per core")
+
+
 def blas_threads(configured, jobs_at_once):
     """``configured`` when set, else the usable cores shared among the jobs running at once (at least 1)."""
     return configured or max(1, usable_cores() // max(1, jobs_at_once))

@@ -2,11 +2,12 @@
 end KILLED the runs left RUNNING by processes that are gone, and say which."""
 
 import logging
+import sys
 
 import hydra
 
-from pipeline import failure
-from pipeline.config import register_configs
+from pipeline import credentials, failure
+from pipeline.config import register_configs, validate
 from pipeline.report import ReportError
 from pipeline.tracking import reaper, store
 
@@ -16,17 +17,24 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="pkg://pipeline.conf", config_name="report")
 def hydra_app(cfg):
-    experiment_id = store.existing_experiment(cfg.mlflow)
-    if experiment_id is None:
-        failure.abort(ReportError(f"no experiment '{cfg.mlflow.experiment_name}' in {cfg.mlflow.tracking_uri}"))
-    reaped = reaper.reap(experiment_id, cfg.mlflow.stale_after_s)
+    try:
+        settings = validate(cfg)
+        store.probe(settings.mlflow.tracking_uri)  # a server that does not answer: one line, within seconds
+        experiment_id = store.existing_experiment(settings.mlflow)  # never creates a store or an experiment
+        if experiment_id is None:
+            raise ReportError(f"no experiment '{settings.mlflow.experiment_name}' in "
+                              f"{store.shown(settings.mlflow.tracking_uri)}")
+    except failure.InputError as exc:
+        failure.abort(exc)
+    reaped = reaper.reap(experiment_id, settings.mlflow.stale_after_s)
     for name, run_id, reason in reaped:
         log.info(f"{name} ({run_id}): RUNNING -> KILLED, {reason}")
-    log.info(f"{len(reaped)} run(s) reaped in experiment '{cfg.mlflow.experiment_name}'"
+    log.info(f"{len(reaped)} run(s) reaped in experiment '{settings.mlflow.experiment_name}'"
              if reaped else "nothing to reap: every RUNNING run has a live process or a recent heartbeat")
 
 
 def main():
+    sys.argv[1:] = credentials.take_from_argv(sys.argv[1:])  # a password in a URI never reaches Hydra
     failure.run_entry_point(hydra_app)
 
 

@@ -7,7 +7,6 @@ run is tagged with the sweep directory that Hydra copies into every job's
 config. Jobs find it there; nothing travels in the environment.
 """
 
-import atexit
 import logging
 import secrets
 import time
@@ -21,6 +20,7 @@ from pipeline.data import load_dataset
 from pipeline.job import check_batch_fits, dataset_key
 from pipeline.grid import app_overrides, compose_jobs, is_grid_sweeper, job_overrides
 from pipeline.progress import SweepProgress
+from pipeline.report.publish import check_out_dir
 from pipeline.termination import termination
 from pipeline.tracking import layout, reaper, runs, store
 
@@ -63,7 +63,8 @@ def _after_the_runs(step, what_failed, again):
     except Exception as exc:
         if not isinstance(exc, (failure.InputError, OSError)):  # a bad path or input says all in one line
             log.exception(what_failed)
-        log.error(f"{what_failed}: {failure.one_line(exc)} (again with: {again})")
+        detail = str(exc) if isinstance(exc, failure.InputError) else failure.one_line(exc)
+        log.error(f"{what_failed}: {detail} (again with: {again})")
         return None
 
 
@@ -83,10 +84,13 @@ class SweepTracking(Callback):
         # Hydra turns a callback's exceptions into warnings: every failure here must stop the sweep.
         try:
             termination.install()  # from here on, signals end the sweep cleanly (parent run KILLED)
+            parallel.check_launcher(config.hydra.get("launcher"))
             parallel.start_workers(config.hydra.get("launcher"))  # their fork server imports meanwhile
             every_job, planned = validate_jobs(config)
             load_datasets(every_job)
             settings = every_job[0]
+            if settings.report.after_sweep:
+                check_out_dir(settings.report.out_dir)  # a report that could not be written: say so now
             store.probe(settings.mlflow.tracking_uri)
             experiment_id = store.prepare_experiment(settings.mlflow)
             reaper.log_reaped(reaper.reap(experiment_id, settings.mlflow.stale_after_s))  # resume re-runs them
@@ -102,22 +106,23 @@ class SweepTracking(Callback):
             experiment_id, self.sweep_id, str(config.hydra.sweep.dir), planned, at_once,
             f"{planned or 'sweeper-defined'} jobs; overrides: {overrides}")
         self.parent_open = True
-        atexit.register(self._end_if_interrupted)
+        failure.close_on_exit(self._end_open_sweep)
         log.info(f"Sweep {self.sweep_id}: {planned or 'sweeper-defined'} jobs, {at_once} at a time, "
-                 f"experiment '{self.experiment_name}' in {self.tracking_uri}")
+                 f"experiment '{self.experiment_name}' in {store.shown(self.tracking_uri)}")
         self.progress = SweepProgress(self.parent_run_id, planned).start()
 
     def on_multirun_end(self, config, **kwargs):
-        termination.check()  # a signal while the jobs ran: the parent ends KILLED (atexit), not FINISHED
+        termination.check()  # a signal while the jobs ran: the entry point ends the parent KILLED, not FINISHED
         parallel.stop_workers()  # every job has returned
         try:
             jobs = self._close_sweep()
-        except Exception as exc:  # Hydra would only warn
+        except Exception as exc:  # Hydra would only warn; the entry point ends the parent run FAILED
             failure.abort(exc)
+        failure.closed(self._end_open_sweep)
         report_dir = self._write_report(config) if config.report.after_sweep else None
         if config.report.register_best:
             self._register_best(config.report.register_best)
-        log.info(f"Runs: {self.tracking_uri} (experiment '{self.experiment_name}', parent run '{self.sweep_id}')")
+        log.info(f"Runs: {store.shown(self.tracking_uri)} (experiment '{self.experiment_name}', parent run '{self.sweep_id}')")
         log.info(f"See them: {store.ui_command(self.tracking_uri)}, then open "
                  f"{store.runs_page(self.tracking_uri, self.experiment_id)} and expand '{self.sweep_id}'")
         if report_dir is not None:
@@ -163,14 +168,20 @@ class SweepTracking(Callback):
                         "model not registered",
                         f"python -m pipeline.report report.sweep_id={self.sweep_id} report.register_best={name}")
 
-    def _end_if_interrupted(self):
+    def _end_open_sweep(self, reason, status):
+        """The command ends before the sweep's summary (a signal, an error): end the parent run ``status``
+        with ``reason``, and its jobs whose processes are gone KILLED; say so in one line."""
         if self.progress is not None:
             self.progress.stop(report=False)
-        if self.parent_open:
-            reaper.end_orphaned_jobs(self.parent_run_id, "terminated by a signal (its process ended first)")
-            runs.end_sweep(self.parent_run_id, "KILLED", {})
-            self.parent_open = False
-            counts = runs.sweep_jobs(self.parent_run_id)["status"].value_counts().to_dict()
-            log.info(f"Sweep {self.sweep_id} stopped by {termination.signal_name()}: "
-                     + (", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no job had started")
-                     + "; the same command resumes it (finished jobs are not trained again)")
+        if not self.parent_open:
+            return
+        reaper.end_orphaned_jobs(self.parent_run_id, f"{reason} (its process ended first)")
+        runs.end_sweep(self.parent_run_id, status, {}, reason=reason)
+        self.parent_open = False
+        counts = runs.sweep_jobs(self.parent_run_id)["status"].value_counts().to_dict()
+        jobs = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no job had started"
+        if status == "KILLED":
+            log.info(f"Sweep {self.sweep_id} stopped by {termination.signal_name()}: {jobs}; "
+                     "the same command resumes it (finished jobs are not trained again)")
+        else:
+            log.error(f"Sweep {self.sweep_id} ended {status} ({jobs}): {reason}; the same command resumes it")

@@ -62,7 +62,7 @@ def test_a_real_lr_sweep_reports_the_validation_best_lr_per_cell(home):
     mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
     jobs = jobs_of(mlflow.search_runs(experiment_names=["fnn-sweep"]))
     assert len(jobs) == 16
-    table = pd.read_csv(home / "reports" / "table1_best_lr.csv")
+    table = pd.read_csv(home / "reports" / "latest" / "table1_best_lr.csv")
     assert list(table.columns) == ["hidden_neurons", "relu", "relu_lr", "tanh", "tanh_lr"]
     for _, row in table.iterrows():
         for activation in ("relu", "tanh"):
@@ -74,12 +74,12 @@ def test_a_real_lr_sweep_reports_the_validation_best_lr_per_cell(home):
             expected_lr = min(per_lr.index[per_lr["metrics.val_accuracy"] == best])
             assert row[f"{activation}_lr"] == expected_lr
             assert row[activation] == pytest.approx(100 * per_lr.loc[expected_lr, "metrics.test_accuracy"], abs=1e-4)
-    markdown = (home / "reports" / "table1_best_lr.md").read_text()
+    markdown = (home / "reports" / "latest" / "table1_best_lr.md").read_text()
     assert "highest mean final validation accuracy over seeds (ties: the smaller lr)" in markdown
-    assert (home / "reports" / "val_vs_lr.png").stat().st_size > 10_000
-    tex = (home / "reports" / "table1_best_lr.tex").read_text()
+    assert (home / "reports" / "latest" / "val_vs_lr.png").stat().st_size > 10_000
+    tex = (home / "reports" / "latest" / "table1_best_lr.tex").read_text()
     assert r"test accuracy (\%)" in tex and "(lr " in tex  # an unescaped % would comment out the caption
     # The existing tables keep lr as extra columns: one row per (lr, width).
-    table1 = pd.read_csv(home / "reports" / "table1_test_accuracy.csv")
+    table1 = pd.read_csv(home / "reports" / "latest" / "table1_test_accuracy.csv")
     assert len(table1) == 4 and layout.LR in table1.columns
-    assert "at the best learning rate per cell" in (home / "reports" / "report.md").read_text()
+    assert "at the best learning rate per cell" in (home / "reports" / "latest" / "report.md").read_text()

@@ -38,7 +38,7 @@ def test_the_sweep_ends_saying_how_to_see_it(sweep):
     experiment_id = jobs["experiment_id"].iloc[0]
     assert f"mlflow ui --backend-store-uri {store_uri(home)}" in stdout
     assert f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning" in stdout
-    assert f"Report: {home / 'reports' / 'report.md'}" in stdout and (home / "reports" / "report.md").is_file()
+    assert f"Report: {home / 'reports' / 'latest' / 'report.md'}" in stdout and (home / "reports" / "latest" / "report.md").is_file()
 
 
 def test_every_run_logs_its_dataset_as_an_input(sweep):
@@ -82,10 +82,10 @@ def test_the_best_run_by_validation_is_registered(sweep):
     assert "validation, not test" in version.description
     assert f"Registered model '{MODEL_NAME}' version 1: run {best['tags.mlflow.runName']}" in stdout
     # Again from the report command, which also rewrites the latest sweep's report: a new version.
-    (home / "reports" / "report.md").unlink()
+    (home / "reports" / "latest" / "report.md").unlink()
     result = run_pipeline(home, f"report.register_best={MODEL_NAME}", module="pipeline.report")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (home / "reports" / "report.md").is_file()
+    assert (home / "reports" / "latest" / "report.md").is_file()
     assert client.get_model_version(MODEL_NAME, "2").run_id == best["run_id"]
     loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/2")
     assert loaded.metadata.run_id == best["run_id"]

@@ -21,7 +21,9 @@ register_configs()
 SOURCES = sorted((REPO / "pipeline").rglob("*.py"))
 LAYOUT = REPO / "pipeline" / "tracking" / "layout.py"
 # Settings a user gives, never sweep state; HYDRA_FULL_ERROR makes Hydra raise composition errors to us.
-ALLOWED_ENVIRONMENT = {"FNN_SWEEP_HOME", "FNN_SWEEP_DATA_DIR", "XDG_CACHE_HOME", "HYDRA_FULL_ERROR"}
+ALLOWED_ENVIRONMENT = {"FNN_SWEEP_HOME", "FNN_SWEEP_DATA_DIR", "XDG_CACHE_HOME", "HYDRA_FULL_ERROR",
+                       # Credentials, never in the config (pipeline/credentials.py): the environment is their place.
+                       "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "FNN_SWEEP_TRACKING_URIS"}
 
 
 def _mlflow_names():

@@ -7,6 +7,7 @@ import sys
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -53,11 +54,18 @@ def test_default_grid_sweep(home, mnist_dir, tmp_path):
     # Hydra's outputs went under FNN_SWEEP_HOME, nothing into the checkout.
     assert (home / "multirun").is_dir() and sorted(p.name for p in REPO.iterdir()) == checkout_before
     # The sweep left its report behind.
-    table = (home / "reports" / "table1_test_accuracy.csv").read_text().splitlines()
+    [report_dir] = [p for p in (home / "reports").iterdir() if p.name.startswith("sweep-")]
+    assert (home / "reports" / "latest").resolve() == report_dir.resolve()  # each report in its own folder
+    table = (report_dir / "table1_test_accuracy.csv").read_text().splitlines()
     assert table[0] == "hidden_neurons,sigmoid,relu,tanh" and len(table) == 5
-    assert f"Report: {home / 'reports'}" in result.stdout
+    assert f"Report: {report_dir}/report.md" in result.stdout
+    # MNIST runs, MNIST's published table beside ours.
+    comparison = pd.read_csv(report_dir / "table1_test_accuracy_vs_published.csv")
+    assert list(comparison.columns) == ["hidden_neurons", "activation", "ours", "published", "difference"]
+    assert comparison["ours"].notna().all()
+    assert np.allclose(comparison["difference"], comparison["ours"] - comparison["published"], atol=0.011)
     # Published MLP results on MNIST stand beside Table 1, each with its source, marked as other setups.
-    index = (home / "reports" / "report.md").read_text()
+    index = (home / "reports" / "latest" / "report.md").read_text()
     assert "other setups" in index and "| 2-layer NN, 800 HU, Cross-Entropy Loss | cross-entropy | none | 1.6 | 98.40 |" \
         in index and "Simard" in index
 

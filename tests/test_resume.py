@@ -212,34 +212,62 @@ def test_ctrl_c_ends_a_parallel_sweep_killed_with_one_press(home):
         ("job", "KILLED"), ("job", "KILLED"), ("sweep", "KILLED")]
 
 
+START_UP_MOMENTS = {"during the imports": (None, [0.5]), "after the parent run": ("Sweep sweep-", [0]),
+                    "while workers start": ("Launching jobs", [0]),
+                    # Hydra's last job line: the workers are being forked. Repeated, to catch the race.
+                    "as workers fork": ("#1 :", [0, 0.05, 0.2, 0.5])}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("needle", [None, "Sweep sweep-", "Launching jobs"],
-                         ids=["during the imports", "after the parent run", "while workers start"])
-def test_ctrl_c_during_a_parallel_sweeps_start_up_ends_it_at_once(home, needle):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("moment", START_UP_MOMENTS)
+def test_a_signal_during_a_parallel_sweeps_start_up_ends_it_at_once(home, moment, signum):
     """Workers that did not exist when the signal came get it too, and nothing prints a traceback."""
-    process = _start(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=16",
-                     "train.epochs=1000000", "mlflow.log_model=false")
-    output = []
-    try:
+    needle, delays = START_UP_MOMENTS[moment]
+    for attempt, delay in enumerate(delays):
+        process = _start(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=16",
+                         "train.epochs=1000000", "mlflow.log_model=false")
+        output = []
+        try:
+            if needle is not None:
+                for line in process.stdout:
+                    output.append(line)
+                    if needle in line:
+                        break
+            time.sleep(delay)
+            os.killpg(process.pid, signum)
+            output += process.communicate(timeout=30)[0]
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+        text = "".join(output)
+        assert process.returncode == 128 + signum and "Traceback" not in text, (delay, text[-2000:])
         if needle is None:
-            time.sleep(0.5)
-        else:
-            for line in process.stdout:
-                output.append(line)
-                if needle in line:
-                    break
-        os.killpg(process.pid, signal.SIGINT)
-        output += process.communicate(timeout=30)[0]
+            assert text.strip().splitlines()[-1].endswith(f"stopped by {signum.name}")
+            continue  # no store yet, or an empty one
+        runs = mlflow_runs(home)
+        sweeps = runs[runs["tags.fnn_sweep.role"] == "sweep"]
+        assert set(runs["status"]) == {"KILLED"} and len(sweeps) == attempt + 1, (delay, text[-2000:])
+        lines = text.strip().splitlines()
+        assert f"stopped by {signum.name}" in lines[-1] and "the same command resumes it" in lines[-1]
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_single_run_ends_it_killed_with_one_closing_line(home):
+    process = _start(home, "dataset=digits", "train.epochs=1000000", "mlflow.log_model=false")
+    try:
+        for line in process.stdout:
+            if "epoch 2/" in line:
+                break
+        os.killpg(process.pid, signal.SIGTERM)
+        rest = process.communicate(timeout=30)[0]
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    text = "".join(output)
-    assert process.returncode == 128 + signal.SIGINT and "Traceback" not in text, text[-2000:]
-    if needle is None:
-        return  # no store yet, or an empty one
-    runs = mlflow_runs(home)
-    assert set(runs["status"]) == {"KILLED"} and (runs["tags.fnn_sweep.role"] == "sweep").sum() == 1
-    assert "stopped by SIGINT" in text and "the same command resumes it" in text
+    [run] = mlflow_runs(home).itertuples()
+    assert process.returncode == 143 and run.status == "KILLED" and "Traceback" not in rest
+    assert rest.strip().splitlines()[-1] == (f"[relu-128] run {run.run_id} ended KILLED: terminated by SIGTERM; "
+                                             "the same command trains it again")
 
 
 @pytest.mark.slow

@@ -3,12 +3,14 @@
 from MLflow; with register_best, also register the selection's best model (by validation score)."""
 
 import logging
+import sys
 
 import hydra
 
-from pipeline import failure
-from pipeline.config import register_configs
-from pipeline.report import register_best_model, write_report
+from pipeline import credentials, failure
+from pipeline.config import register_configs, validate
+from pipeline.report import ReportError, register_best_model, write_report
+from pipeline.report.publish import check_out_dir
 from pipeline.tracking import reaper, store
 
 log = logging.getLogger("pipeline")
@@ -17,21 +19,27 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="pkg://pipeline.conf", config_name="report")
 def hydra_app(cfg):
-    experiment_id = store.existing_experiment(cfg.mlflow)
-    if experiment_id is not None:  # runs of dead processes are not RUNNING in a report
-        reaper.log_reaped(reaper.reap(experiment_id, cfg.mlflow.stale_after_s))
     try:
-        out = write_report(cfg.mlflow.tracking_uri, cfg.mlflow.experiment_name, cfg.report.sweep_id,
-                           cfg.report.out_dir)
+        settings = validate(cfg)
+        check_out_dir(settings.report.out_dir)  # before reading any run
+        store.probe(settings.mlflow.tracking_uri)  # a server that does not answer: one line, within seconds
+        experiment_id = store.existing_experiment(settings.mlflow)  # never creates a store or an experiment
+        if experiment_id is None:
+            raise ReportError(f"no experiment '{settings.mlflow.experiment_name}' in "
+                              f"{store.shown(settings.mlflow.tracking_uri)}; run `python -m pipeline -m` first")
+        reaper.log_reaped(reaper.reap(experiment_id, settings.mlflow.stale_after_s))  # no RUNNING run of a dead process
+        out = write_report(cfg.mlflow.tracking_uri, settings.mlflow.experiment_name, settings.report.sweep_id,
+                           settings.report.out_dir)
         log.info(f"Report written to {out} (index: {out / 'report.md'})")
-        if cfg.report.register_best:
-            register_best_model(cfg.mlflow.tracking_uri, cfg.mlflow.experiment_name, cfg.report.sweep_id,
-                                cfg.report.register_best)
-    except failure.InputError as exc:  # ReportError too
+        if settings.report.register_best:
+            register_best_model(cfg.mlflow.tracking_uri, settings.mlflow.experiment_name, settings.report.sweep_id,
+                                settings.report.register_best)
+    except failure.InputError as exc:  # ConfigError, ReportError, StoreError
         failure.abort(exc)
 
 
 def main():
+    sys.argv[1:] = credentials.take_from_argv(sys.argv[1:])  # a password in a URI never reaches Hydra
     failure.run_entry_point(hydra_app)
 
 

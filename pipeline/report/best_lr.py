@@ -78,12 +78,14 @@ def markdown_best_lr(table, activations, others, spec):
 
 
 def write_best_lr(jobs, axes, spec, selection, out):
-    """Write table1_best_lr.{csv,md,tex} and val_vs_lr.png into ``out``; returns (note, Markdown table)."""
+    """Write table1_best_lr.{csv,md,tex} and val_vs_lr.png into ``out``; returns (note, Markdown table,
+    why the figure was not drawn or None)."""
     from pipeline.report import figures
 
     others, cells = other_axes(axes), lr_cells(jobs, axes, spec)
     table, activations = best_lr_table(cells, others, spec)
-    table.round(6).to_csv(out / f"{STEM}.csv", index=False)
+    with np.errstate(over="ignore"):  # as for the other tables
+        table.round(6).to_csv(out / f"{STEM}.csv", index=False)
     metric = layout.VALIDATION_METRIC[spec.best].removeprefix("val_")
     note = CHOICE_NOTE.format(metric=metric)
     md = markdown_best_lr(table, activations, others, spec)
@@ -92,6 +94,6 @@ def write_best_lr(jobs, axes, spec, selection, out):
     caption = f"{spec.label} at the best lr per cell ({selection}). {note}"
     (out / f"{STEM}.tex").write_text(latex_table(table, activations, others, caption, spec,
                                                  cell=lambda row, a: _best_cell(row, a, spec)))
-    figures.plot_validation_vs_lr(cells, activations, f"final validation {metric}",
-                                  out / "val_vs_lr.png")
-    return note, md
+    not_drawn = figures.plot_validation_vs_lr(cells, activations, f"final validation {metric}",
+                                              out / "val_vs_lr.png")
+    return note, md, not_drawn

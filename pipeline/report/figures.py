@@ -1,4 +1,9 @@
-"""Report figures: loss curves per activation, a table's metric vs width, heatmaps."""
+"""Report figures: loss curves per activation, a table's metric vs width, heatmaps.
+
+Each ``plot_*`` draws its figure and returns None, or, when its data has
+nothing to draw (no finished run in it), draws nothing and returns why, for
+the report's index.
+"""
 
 import matplotlib
 
@@ -24,6 +29,8 @@ def plot_loss_curves(frame, run_ids, activations, path):
     """One panel per activation, one colour per width: train (solid) and validation (dashed), mean over seeds."""
     finished = frame.assign(run_id=run_ids)[frame["status"] == "FINISHED"]
     train, val = _histories(finished["run_id"], TRAIN_LOSS), _histories(finished["run_id"], VAL_LOSS)
+    if not any(train.values()):
+        return "no finished run has a loss curve"
     fig, axes = plt.subplots(1, len(activations), figsize=(4.5 * len(activations), 3.8), squeeze=False,
                              sharey=True)
     widths = sorted(frame["hidden_neurons"].unique())
@@ -41,13 +48,26 @@ def plot_loss_curves(frame, run_ids, activations, path):
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("loss (mean over seeds)")
-    axes[0][-1].legend(fontsize=7, ncol=2)
+    if axes[0][-1].get_legend_handles_labels()[0]:  # the last panel may have no finished run
+        axes[0][-1].legend(fontsize=7, ncol=2)
     _save(fig, path)
 
 
+def _nothing_to_draw(values, log_scale=False):
+    """Why ``values`` (a frame of cells) cannot be drawn, or None."""
+    values = values.to_numpy(dtype=float)
+    if not np.isfinite(values).any():
+        return "no cell has a finished run"
+    if log_scale and not (values[np.isfinite(values)] > 0).any():
+        return "no cell has a positive value for the log scale"
+    return None
+
+
 def plot_vs_width(table, activations, ylabel, path, log_y=False):
-    fig, ax = plt.subplots(figsize=(6, 4))
     grouped = table.groupby("hidden_neurons")[activations].mean()
+    if reason := _nothing_to_draw(grouped, log_y):
+        return reason
+    fig, ax = plt.subplots(figsize=(6, 4))
     for activation in activations:
         std = None
         if f"{activation}_std" in table:
@@ -69,6 +89,8 @@ def plot_validation_vs_lr(cells, activations, ylabel, path):
 
     cells: ``best_lr.lr_cells`` rows (other axes are pooled into the width's line).
     """
+    if reason := _nothing_to_draw(cells[["validation"]]):
+        return reason
     fig, axes = plt.subplots(1, len(activations), figsize=(4 * len(activations), 3.6), sharey=True, squeeze=False)
     for ax, activation in zip(axes[0], activations):
         mine = cells[cells["activation"] == activation]
@@ -86,6 +108,8 @@ def plot_validation_vs_lr(cells, activations, ylabel, path):
 
 def plot_heatmap(table, activations, title, path, digits, cmap):
     values = table.groupby("hidden_neurons")[activations].mean()
+    if reason := _nothing_to_draw(values):
+        return reason
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(activations), 1.2 + 0.6 * len(values)))
     image = ax.imshow(values.to_numpy(dtype=float), cmap=cmap, aspect="auto")
     ax.set_xticks(range(len(activations)), activations)

@@ -3,12 +3,14 @@
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.report import figures
 from pipeline.report.best_lr import STEM as BEST_LR_STEM, write_best_lr
 from pipeline.report.render import fmt, latex_table, markdown_table
-from pipeline.report.select import extra_axes, load_runs, select_jobs
+from pipeline.report.publish import check_out_dir, report_folder
+from pipeline.report.select import ReportError, extra_axes, load_runs, select_jobs
 from pipeline.report.tables import cell_frame, label, ordered_activations, published_comparison, summarize, \
     table_specs
 from pipeline.tracking import layout
@@ -21,26 +23,46 @@ SETTINGS = (("dataset", "dataset.name"), ("epochs", "train.epochs"), ("batch siz
             ("BLAS threads per job", layout.BLAS_THREADS))
 
 
+PUBLISHED_DATASET = "mnist"  # the published tables are MNIST's; other datasets get no comparison
+
+
 def write_report(tracking_uri, experiment_name, sweep_id, out_dir):
-    """Write every table, figure and the index for the selected runs; returns out_dir as a Path."""
-    jobs, selection = select_jobs(load_runs(tracking_uri, experiment_name), sweep_id)
+    """Write every table, figure and the index for the selected runs into ``out_dir/<sweep id or all>/``,
+    whole or not at all (``pipeline.report.publish``); returns that folder.
+
+    Raises
+    ------
+    ReportError
+        ``out_dir`` cannot hold a report, or the selection has no finished run to report.
+    """
+    check_out_dir(out_dir)  # before reading any run
+    jobs, selection, name = select_jobs(load_runs(tracking_uri, experiment_name), sweep_id)
+    if not (jobs["status"] == "FINISHED").any():
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(jobs["status"].value_counts().items()))
+        raise ReportError(f"{selection} has no finished run to report ({counts}); nothing written")
+    with report_folder(out_dir, name) as out:
+        _write_files(jobs, selection, out)
+    return Path(out_dir).expanduser() / name
+
+
+def _write_files(jobs, selection, out):
     axes = extra_axes(jobs)
     specs = table_specs(jobs)
     frame = cell_frame(jobs, axes, specs)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    compare = set(jobs["dataset.name"]) == {PUBLISHED_DATASET} if "dataset.name" in jobs else False
 
     sections, missing_cells, tables = [], set(), []
     for spec in specs:
         table, activations = summarize(frame, spec, axes)
         tables.append(table)
-        table.round(6).to_csv(out / f"{spec.stem}.csv", index=False)
+        with np.errstate(over="ignore"):  # rounding an axis of huge values (lr 1e308) overflows harmlessly
+            table.round(6).to_csv(out / f"{spec.stem}.csv", index=False)
         md = markdown_table(table, activations, axes, spec)
         (out / f"{spec.stem}.md").write_text(f"# {spec.label}: activation x hidden neurons ({selection})\n\n{md}")
         (out / f"{spec.stem}.tex").write_text(latex_table(table, activations, axes, f"{spec.label} ({selection})",
                                                           spec))
         comparison = None
-        if spec.published_metric:
+        if spec.published_metric and compare:
             comparison = published_comparison(table, activations, spec)
             comparison.to_csv(out / f"{spec.stem}_vs_published.csv", index=False)
         sections.append((spec, md, comparison))
@@ -50,18 +72,24 @@ def write_report(tracking_uri, experiment_name, sweep_id, out_dir):
 
     activations = ordered_activations(frame["activation"])
     (quality, time_table), quality_spec = tables, specs[0]
-    figures.plot_loss_curves(frame, jobs["run_id"], activations, out / "loss_curves.png")
-    figures.plot_vs_width(quality, activations, quality_spec.label, out / "accuracy_vs_width.png")
-    figures.plot_vs_width(time_table, activations, "training time (s)", out / "time_vs_width.png", log_y=True)
-    figures.plot_heatmap(quality, activations, quality_spec.label, out / "heatmap_test_accuracy.png", 1,
-                         "viridis" if quality_spec.best == "max" else "viridis_r")
-    figures.plot_heatmap(time_table, activations, "training time (s)", out / "heatmap_training_time.png", 1,
-                         "magma_r")
+    plots = [  # file, what it shows, how to draw it (returns why not, or None)
+        ("loss_curves.png", "Loss per epoch, one panel per activation (solid: train, dashed: validation)",
+         lambda path: figures.plot_loss_curves(frame, jobs["run_id"], activations, path)),
+        ("accuracy_vs_width.png", "Table 1's metric vs width",
+         lambda path: figures.plot_vs_width(quality, activations, quality_spec.label, path)),
+        ("time_vs_width.png", "Training time vs width",
+         lambda path: figures.plot_vs_width(time_table, activations, "training time (s)", path, log_y=True)),
+        ("heatmap_test_accuracy.png", "Heatmap of Table 1",
+         lambda path: figures.plot_heatmap(quality, activations, quality_spec.label, path, 1,
+                                           "viridis" if quality_spec.best == "max" else "viridis_r")),
+        ("heatmap_training_time.png", "Heatmap of Table 2",
+         lambda path: figures.plot_heatmap(time_table, activations, "training time (s)", path, 1, "magma_r")),
+    ]
+    drawn = [(file, title, draw(out / file)) for file, title, draw in plots]
     best_lr = write_best_lr(jobs, axes, quality_spec, selection, out) if layout.LR in axes else None
     literature = literature_rows(jobs)
     (out / "report.md").write_text(_index(jobs, frame, selection, axes, sections, missing_cells, best_lr,
-                                          literature))
-    return out
+                                          literature, drawn))
 
 
 def literature_rows(jobs):
@@ -93,7 +121,7 @@ def _settings(jobs, axes):
             ("axes besides activation x width", ", ".join(axes) or "none"), ("machine", "; ".join(sorted(machines)))]
 
 
-def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr, literature):
+def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr, literature, drawn):
     statuses = frame["status"].value_counts().to_dict()
     lines = [f"# fnn-sweep report: {selection}", "",
              f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m pipeline.report` "
@@ -130,20 +158,24 @@ def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr, liter
                       f"{100 - r.test_error_pct:.2f} | {r.source} |" for r in literature.itertuples()]
             lines += [""]
         if table1 and best_lr is not None:
-            note, best_md = best_lr
+            note, best_md, not_drawn = best_lr
+            figure = (f"[figure: validation vs lr](val_vs_lr.png)" if not_drawn is None
+                      else f"no figure of validation vs lr: {not_drawn}")
             lines += [f"## {spec.label} at the best learning rate per cell", "",
                       f"[CSV]({BEST_LR_STEM}.csv) · [Markdown]({BEST_LR_STEM}.md) · [LaTeX]({BEST_LR_STEM}.tex) · "
-                      "[figure: validation vs lr](val_vs_lr.png).", "", note, "", best_md,
-                      "![validation vs learning rate](val_vs_lr.png)", ""]
+                      f"{figure}.", "", note, "", best_md]
+            lines += ["![validation vs learning rate](val_vs_lr.png)", ""] if not_drawn is None else []
         if comparison is None:
             continue
         lines += [f"### {spec.label}: ours vs the published study (MNIST, 60k/10k, SGD lr 0.1)", "",
                   "| hidden neurons | activation | ours | published | difference |", "| --- | --- | --- | --- | --- |"]
         lines += [f"| {r.hidden_neurons} | {r.activation} | {fmt(r.ours, spec.digits)} | {r.published} | "
                   f"{fmt(r.difference, spec.digits)} |" for r in comparison.itertuples()]
-    lines += ["", "## Figures", "",
-              "- [Loss per epoch, one panel per activation](loss_curves.png) (solid: train, dashed: validation)",
-              "- [Table 1's metric vs width](accuracy_vs_width.png)", "- [Training time vs width](time_vs_width.png)",
-              "- [Heatmap of Table 1](heatmap_test_accuracy.png)", "- [Heatmap of Table 2](heatmap_training_time.png)",
-              "", "![loss curves](loss_curves.png)", "", "![accuracy vs width](accuracy_vs_width.png)", ""]
+    lines += ["", "## Figures", ""]
+    lines += [f"- [{title}]({file})" if reason is None else f"- {title}: not drawn, {reason}"
+              for file, title, reason in drawn]
+    lines += [""]
+    for file, title, reason in drawn[:2]:  # the two a reader looks at first
+        if reason is None:
+            lines += [f"![{title}]({file})", ""]
     return "\n".join(lines)

@@ -6,6 +6,6 @@ from pipeline.tracking import registry, store
 
 def register_best_model(tracking_uri, experiment_name, sweep_id, name):
     """Register the best model of the selected runs (see ``select_jobs``) under ``name``; returns the version."""
-    jobs, selection = select_jobs(load_runs(tracking_uri, experiment_name), sweep_id)
+    jobs, selection, _ = select_jobs(load_runs(tracking_uri, experiment_name), sweep_id)
     experiment_id = store.find_experiment(tracking_uri, experiment_name)
     return registry.register_best(tracking_uri, experiment_id, jobs, name, selection)

@@ -15,19 +15,22 @@ def load_runs(tracking_uri, experiment_name):
     """Every run of the experiment (a ``layout.read_runs`` frame)."""
     experiment_id = store.find_experiment(tracking_uri, experiment_name)
     if experiment_id is None:
-        raise ReportError(f"no experiment '{experiment_name}' in {tracking_uri}; run `python -m pipeline -m` first")
+        raise ReportError(f"no experiment '{experiment_name}' in {store.shown(tracking_uri)}; run `python -m pipeline -m` first")
     mlflow.set_tracking_uri(store.absolute_tracking_uri(tracking_uri))
     return layout.read_runs([experiment_id])
 
 
 def select_jobs(runs, sweep_id):
-    """The job runs to report (oldest first) and a description of the selection.
+    """The job runs to report (oldest first), a description of the selection and its name (the sweep's
+    id, or "all": the report's folder).
 
     sweep_id None: the latest sweep; "all": every job run of the experiment.
     """
     jobs = runs[runs["role"] == layout.ROLE_JOB]
     if sweep_id == "all":
-        return jobs.reset_index(drop=True), "all runs of the experiment"
+        if jobs.empty:
+            raise ReportError("no job run in this experiment yet; run `python -m pipeline -m` first")
+        return jobs.reset_index(drop=True), "all runs of the experiment", "all"
     sweeps = runs[runs["role"] == layout.ROLE_SWEEP].sort_values("start_time", ascending=False)
     if sweep_id is None:
         if sweeps.empty:
@@ -40,7 +43,7 @@ def select_jobs(runs, sweep_id):
     if selected.empty:
         known = ", ".join(sweeps["sweep_id"].head(5))
         raise ReportError(f"no runs for sweep '{sweep_id}' (latest sweeps: {known or 'none'})")
-    return selected.reset_index(drop=True), f"sweep {sweep_id}"
+    return selected.reset_index(drop=True), f"sweep {sweep_id}", sweep_id
 
 
 def extra_axes(jobs):

@@ -10,7 +10,6 @@ below, readers use ``read_runs``, whose frame has plain column names.
 """
 
 import mlflow
-import numpy as np
 import pandas as pd
 
 # ---- params: every config value under its dotted key, plus short aliases ----
@@ -169,15 +168,21 @@ def tidy(raw):
     return frame.sort_values("start_time", kind="stable").reset_index(drop=True)
 
 
+INT64_DIGITS = 18  # any integer written with at most this many digits fits in int64
+
+
 def _typed(values):
-    """A param column as numbers (ints where all are whole) when every set value is numeric."""
+    """A param column as numbers when every set value is numeric: ints (nullable, so runs without the
+    param stay <NA>) only where every value is written as an integer that fits in int64, else floats.
+
+    Whatever MLflow holds (1e308, 1e20, inf, 20-digit integers) types without an error.
+    """
     present = values.dropna()
     present = present[present != "None"]
     numbers = pd.to_numeric(present, errors="coerce")
     if present.empty or numbers.isna().any() or present.isin(["True", "False"]).any():
         return values.astype(object).where(values.notna() & (values != "None"), None)
-    numbers = pd.to_numeric(values.where(values != "None"), errors="coerce")
-    whole = numbers.dropna()
-    if np.all(whole == np.round(whole)):  # nullable ints: runs without this param (a sweep's parent) stay <NA>
+    numbers = pd.to_numeric(values.where(values != "None"), errors="coerce").astype(float)
+    if present.astype(str).str.fullmatch(rf"[+-]?\d{{1,{INT64_DIGITS}}}").all():
         return numbers.astype("Int64")
     return numbers

@@ -77,9 +77,12 @@ def sweep_jobs(parent_run_id, *conditions):
     return layout.read_runs([parent.info.experiment_id], filter_string=" and ".join(clauses))
 
 
-def end_sweep(run_id, status, counts):
-    """Close the parent run with the jobs' status counts as metrics ({"FINISHED": 11, ...})."""
+def end_sweep(run_id, status, counts, reason=None):
+    """Close the parent run with the jobs' status counts as metrics ({"FINISHED": 11, ...})
+    and, when it ends early, the reason."""
     client = MlflowClient()
+    if reason:
+        client.set_tag(run_id, layout.TAG_FAILURE, reason[:5000])
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[
         mlflow.entities.Metric(layout.status_count_metric(s), float(n), now, 0) for s, n in counts.items()])

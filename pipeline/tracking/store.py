@@ -11,6 +11,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
 
+from pipeline.credentials import connect_uri, redact
 from pipeline.errors import InputError
 from pipeline.tracking import store_template
 
@@ -20,10 +21,18 @@ class StoreError(InputError):
 
 
 def absolute_tracking_uri(uri):
-    """Make a sqlite:/// URI absolute, so every process and `mlflow ui` find the same file."""
+    """The URI to connect with: credentials taken from the command line put back
+    (``pipeline.credentials``), a sqlite:/// path made absolute so every process and `mlflow ui` find
+    the same file. Print it only through ``shown``."""
+    uri = connect_uri(uri)
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).expanduser().resolve())
     return uri
+
+
+def shown(uri):
+    """A URI as it may be printed, logged or saved: absolute, with no password or token."""
+    return redact(absolute_tracking_uri(uri))
 
 
 def sqlite_path(uri):
@@ -57,8 +66,14 @@ def prepare_experiment(mlflow_cfg):
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_name(path.name + ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            new = not path.exists()
             store_template.seed_new_store(path)
-            return _experiment(uri, mlflow_cfg)
+            try:
+                return _experiment(uri, mlflow_cfg)
+            except BaseException:
+                if new:  # a store made only for an experiment that could not be made: leave nothing
+                    path.unlink(missing_ok=True)
+                raise
 
 
 @contextmanager
@@ -70,8 +85,8 @@ def store_errors(uri):
         lines = [line for line in str(exc).strip().splitlines() if line.strip()]
         hint = ("; check that its directory can be written and the file is an MLflow SQLite store"
                 if sqlite_path(uri) is not None else "")
-        raise StoreError(f"cannot use the tracking store {uri}: {(lines or [type(exc).__name__])[0][:300]}{hint}") \
-            from None
+        detail = redact((lines or [type(exc).__name__])[0][:300])
+        raise StoreError(f"cannot use the tracking store {shown(uri)}: {detail}{hint}") from None
 
 
 def _experiment(uri, mlflow_cfg):
@@ -89,6 +104,7 @@ def artifact_location(tracking_uri, configured):
     """Where a new experiment's artifacts go: ``configured``; else beside a SQLite file; else None,
     so that a tracking server uses its own artifact store and no client writes to its own disk."""
     if configured:
+        configured = connect_uri(configured)
         return configured if urlparse(configured).scheme else Path(configured).expanduser().resolve().as_uri()
     path = sqlite_path(tracking_uri)
     return (path.parent / "mlartifacts").as_uri() if path is not None else None
@@ -96,17 +112,19 @@ def artifact_location(tracking_uri, configured):
 
 def existing_experiment(mlflow_cfg):
     """The experiment's id if the store and the experiment exist (creating nothing), else None."""
-    uri = absolute_tracking_uri(mlflow_cfg.tracking_uri)
-    path = sqlite_path(uri)
-    if path is not None and not path.is_file():
-        return None
-    use_store(mlflow_cfg)
-    return find_experiment(uri, mlflow_cfg.experiment_name)
+    experiment_id = find_experiment(mlflow_cfg.tracking_uri, mlflow_cfg.experiment_name)
+    if experiment_id is not None:
+        use_store(mlflow_cfg)
+    return experiment_id
 
 
 def find_experiment(tracking_uri, experiment_name):
-    """The id of an existing experiment, or None."""
+    """The id of an existing experiment, or None. Never creates a store (MLflow creates a SQLite file
+    on first contact) or an experiment: only ``prepare_experiment`` does."""
     uri = absolute_tracking_uri(tracking_uri)
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        return None
     with store_errors(uri):
         experiment = MlflowClient(uri).get_experiment_by_name(experiment_name)
     return None if experiment is None else experiment.experiment_id
@@ -116,14 +134,14 @@ UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 
 
 def ui_command(tracking_uri):
-    uri = absolute_tracking_uri(tracking_uri)
+    uri = shown(tracking_uri)
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
     return f"mlflow ui --backend-store-uri {uri}"
 
 
 def _ui_base(tracking_uri):
-    uri = absolute_tracking_uri(tracking_uri)
+    uri = shown(tracking_uri)
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_ADDRESS
 
 
@@ -175,6 +193,7 @@ def _single_quick_request():
 
 
 def _server_problem(uri, message):
+    uri = shown(uri)
     if "401" in message:
         return (f"the tracking server {uri} refused the credentials (HTTP 401): set MLFLOW_TRACKING_USERNAME "
                 "and MLFLOW_TRACKING_PASSWORD, or put them in ~/.mlflow/credentials")
