@@ -72,12 +72,14 @@ def test_default_grid_sweep(home, mnist_dir, tmp_path):
 
 @pytest.mark.readme('python -m pipeline -m model.activation=relu,tanh optimizer.lr=0.01,0.1')
 def test_command_line_overrides_replace_and_extend_the_grid(home):
+    # Values given twice run once (else the report would pool the copies as seeds), and the command says so.
     result = run_pipeline(home, "-m", "model.activation=relu,tanh", "optimizer.lr=0.01,0.1", "dataset=digits",
-                          "model.hidden_neurons=16,32", "train.epochs=1", *FAST)
+                          "model.hidden_neurons=16,32,16", "train.epochs=1", *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "model.hidden_neurons=16,32,16: 16 given more than once; each job runs once" in result.stdout
     jobs = jobs_of(mlflow_runs(home))
-    combos = set(zip(jobs["params.activation"], jobs["params.hidden_neurons"], jobs["params.lr"]))
-    assert combos == {(a, h, lr) for a in ("relu", "tanh") for h in ("16", "32") for lr in ("0.01", "0.1")}
+    combos = list(zip(jobs["params.activation"], jobs["params.hidden_neurons"], jobs["params.lr"]))
+    assert sorted(combos) == sorted((a, h, lr) for a in ("relu", "tanh") for h in ("16", "32") for lr in ("0.01", "0.1"))
 
 
 def test_failed_job_is_recorded_and_the_sweep_goes_on(home):

@@ -75,8 +75,9 @@ PIPELINE_COMMANDS = {
     "python -m pipeline -m compute.blas_threads=2": ONE_JOB,
     "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": (*ONE_JOB, "optimizer.lr=0.03,0.3"),
     "python -m pipeline -m +experiment=lr_study_published train.seed=0,1,2": (*ONE_JOB, "optimizer.lr=0.03,0.3"),
+    "python -m pipeline -m +experiment=diabetes": (),  # the preset's whole grid: 6 small jobs
 }
-JOBS = {"python -m pipeline -m train.seed=0,1,2": 3, "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": 6,
+JOBS = {"python -m pipeline -m train.seed=0,1,2": 3, "python -m pipeline -m +experiment=diabetes": 6, "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": 6,
         "python -m pipeline -m +experiment=lr_study_published train.seed=0,1,2": 6}
 
 
@@ -95,7 +96,7 @@ def test_readme_pipeline_commands_run(command, home, mnist_dir):
     if "published" in command:
         assert set(jobs["params.batch_size"]) == {"1"} and set(jobs["params.model.init"]) == {"normal"}
     if "lr_study" in command:
-        assert (home / "reports" / "table1_best_lr.csv").is_file()  # lr is an axis of the preset's grid
+        assert (home / "reports" / "latest" / "table1_best_lr.csv").is_file()  # lr is an axis of the preset's grid
 
 
 @pytest.mark.slow

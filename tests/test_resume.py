@@ -138,10 +138,22 @@ BAD_INPUT = [
     ("mlflow.tracking_uri=sqlite:////proc/no-such-dir/mlflow.db", "cannot use the tracking store "
                                                                   "sqlite:////proc/no-such-dir/mlflow.db"),
     ("mlflow.tracking_uri=CORRUPT", "file is not a database"),
-    ("mlflow.tracking_uri=http://127.0.0.1:9", "no tracking server answers at http://127.0.0.1:9")]
+    ("mlflow.tracking_uri=http://127.0.0.1:9", "no tracking server answers at http://127.0.0.1:9"),
+    # Values a schema without a constraint table let through, and data rules checked for every job's split.
+    ("train.seed=0,-1", "train.seed=-1 is not valid: must be an integer in [0, 4294967295]"),
+    ("optimizer.weight_decay=nan", "optimizer.weight_decay=nan is not valid: must be a finite number >= 0"),
+    ("mlflow.stale_after_s=-1", "mlflow.stale_after_s=-1.0 is not valid: must be a positive number of seconds"),
+    ("train.val_fraction=0.995 train.batch_size=1", "train.val_fraction=0.995 is not valid for digits: the "
+                                                    "training part of its 1437 samples would hold 7"),
+    ("train.seed=0,1 train.val_fraction=0.1,0.995", "train.val_fraction=0.995 is not valid for digits"),
+    ("hydra.launcher.n_jobs=0", "hydra.launcher.n_jobs=0 is not valid: must be a number of workers >= 1"),
+    ("report.out_dir=FILE", "report.out_dir=FILE is a file, not a directory"),
+    ("mlflow.experiment_name=" + "x" * 5000, "is 5000 characters long; at most 256 are allowed")]
 # Range checks run through the same validate() in both paths: the sweep path checks them all, the
 # single-run path one of each kind (choice, range, type, key, group, batch, store).
-RANGE_ONLY = {"model.hidden_neurons=-3", "optimizer.lr=0", "optimizer.lr=-0.5", "train.epochs=0"}
+RANGE_ONLY = {"model.hidden_neurons=-3", "optimizer.lr=0", "optimizer.lr=-0.5", "train.epochs=0", "train.seed=0,-1",
+              "optimizer.weight_decay=nan", "mlflow.stale_after_s=-1", "train.seed=0,1 train.val_fraction=0.1,0.995",
+              "hydra.launcher.n_jobs=0", "report.out_dir=FILE"}
 
 
 @pytest.mark.slow
@@ -153,9 +165,12 @@ def test_bad_input_is_one_line_exit_2_and_no_run(home, tmp_path, mode, override,
         corrupt = tmp_path / "corrupt.db"
         corrupt.write_text("not a database\n")
         override = f"mlflow.tracking_uri=sqlite:///{corrupt}"
+    if "FILE" in override:
+        (tmp_path / "FILE").write_text("")
+        override, needle = (text.replace("FILE", str(tmp_path / "FILE")) for text in (override, needle))
     started = time.monotonic()
     dataset = [] if override.startswith("dataset=") else ["dataset=digits"]
-    result = run_pipeline(home, *mode, *dataset, "train.epochs=1", override)
+    result = run_pipeline(home, *mode, *dataset, "train.epochs=1", *override.split(" "))
     assert time.monotonic() - started < 30  # never MLflow's minutes of retries
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -277,6 +292,8 @@ def test_sigterm_to_a_single_run_ends_it_killed_with_one_closing_line(home):
     ("magic", "not an IDX image file (magic number"),
     ("count", "images but"),
     ("missing", "lacks train-images-idx3-ubyte.gz"),
+    ("labels", "train label(s) outside 0..9 (e.g. 10)"),
+    ("empty", "holds no images (a valid header for 0)"),
 ])
 def test_damaged_or_missing_data_files_are_one_line_exit_2_and_no_run(home, tmp_path, mnist_dir, mode, damage,
                                                                        needle):
@@ -287,8 +304,16 @@ def test_damaged_or_missing_data_files_are_one_line_exit_2_and_no_run(home, tmp_
     shutil.copytree(mnist_dir, data)
     images = data / "train-images-idx3-ubyte.gz"
     raw = gzip.decompress(images.read_bytes())
+    labels = data / "train-labels-idx1-ubyte.gz"
     if damage == "missing":
         images.unlink()
+    elif damage == "labels":  # a valid file whose third label is 10
+        raw_labels = bytearray(gzip.decompress(labels.read_bytes()))
+        raw_labels[8 + 2] = 10
+        labels.write_bytes(gzip.compress(bytes(raw_labels)))
+    elif damage == "empty":  # valid headers for zero images and zero labels
+        images.write_bytes(gzip.compress(raw[:4] + (0).to_bytes(4, "big") + raw[8:16]))
+        labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes())[:4] + (0).to_bytes(4, "big")))
     elif damage == "truncate":
         images.write_bytes(images.read_bytes()[: images.stat().st_size // 2])
     elif damage == "magic":

@@ -4,6 +4,7 @@ import importlib.util
 import os
 import secrets
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -128,6 +129,50 @@ def test_a_shared_server_lets_in_only_valid_credentials(home, auth_server, crede
 def _run_ids(url):
     experiment = MlflowClient(url).get_experiment_by_name("fnn-sweep")
     return {r.info.run_id for r in MlflowClient(url).search_runs([experiment.experiment_id])} if experiment else set()
+
+
+@pytest.mark.readme("python -m pipeline -m mlflow.tracking_uri=http://alice:SECRET@HOST:5000")
+def test_a_password_in_the_tracking_uri_reaches_no_param_tag_artifact_file_or_line(home, auth_server, monkeypatch):
+    """The URI's password connects, and is nowhere: runs, artifacts, Hydra's files and logs, the console."""
+    url, password = auth_server
+    secret_uri = url.replace("http://", f"http://fnn:{password}@")
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"MLFLOW_TRACKING_USERNAME": "", "MLFLOW_TRACKING_PASSWORD": ""}  # only the URI has them
+    before = _run_ids_as_admin(url, password, monkeypatch)
+    sweep = run_pipeline(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=8",
+                         "optimizer.lr=0.1,1e308", "train.epochs=1", "quiet=true", f"mlflow.tracking_uri={secret_uri}",
+                         env=env)  # the lr 1e308 jobs fail: their reasons and job.log are searched too
+    report = run_pipeline(home, f"mlflow.tracking_uri={secret_uri}", module="pipeline.report", env=env)
+    assert sweep.returncode == 1 and report.returncode == 0, sweep.stderr[-2000:] + report.stderr[-2000:]
+    assert "fnn\\:***@127.0.0.1" in next((home / "multirun").rglob("overrides.yaml")).read_text()  # Hydra escapes ":"
+    console = sweep.stdout + sweep.stderr + report.stdout + report.stderr
+    assert password not in console
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert files and not [p for p in files if password.encode() in p.read_bytes()]
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "fnn")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    client = MlflowClient(url)
+    runs = [r for r in client.search_runs([client.get_experiment_by_name("fnn-sweep").experiment_id])
+            if r.info.run_id not in before]
+    assert len(runs) == 5 and {r.info.status for r in runs} == {"FINISHED", "FAILED"}
+    for run in runs:
+        assert password not in str(run.data.params) + str(run.data.tags)
+        for artifact in client.list_artifacts(run.info.run_id):
+            if not artifact.is_dir:
+                assert password.encode() not in Path(client.download_artifacts(run.info.run_id, artifact.path,
+                                                                                 str(home / "dl"))).read_bytes()
+    assert any(r.data.params.get("mlflow.tracking_uri", "").startswith("http://fnn:***@") for r in runs)
+
+
+def _run_ids_as_admin(url, password, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "fnn")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    try:
+        return _run_ids(url)
+    finally:
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            monkeypatch.delenv(name, raising=False)
 
 
 def _two_jobs_nested_in_mlflow(home, launcher, *settings):

@@ -36,9 +36,17 @@ def check_split(y, n_held_out, stratify, key, fraction, name):
                             f"({key}={fraction})")
 
 
+def check_labels(y, n_classes, part, name, source):
+    """Class labels ``y`` (n,) are integers in [0, n_classes); checked before any split uses them."""
+    bad = (y < 0) | (y >= n_classes) if np.issubdtype(y.dtype, np.integer) else np.ones(len(y), bool)
+    if bad.any():
+        raise DataError(f"{name}: {int(bad.sum())} {part} label(s) outside 0..{n_classes - 1} "
+                        f"(e.g. {y[bad][0]}) in {source}")
+
+
 def check_dataset(data):
     """Every split of ``data`` (a ``Dataset``) is non-empty where it must be, with finite features and
-    labels (classification) in [0, n_classes) or finite targets (regression)."""
+    (regression) finite targets. Labels were checked before the splits (``check_labels``)."""
     for part in ("train", "test"):
         X, y = getattr(data, f"X_{part}"), getattr(data, f"y_{part}")
         if len(X) == 0:
@@ -53,11 +61,6 @@ def check_dataset(data):
         low, high = float(np.min(X)), float(np.max(X))  # NaN or inf anywhere shows in one of them
         if not (np.isfinite(low) and np.isfinite(high)):
             raise DataError(f"{data.name}: the {part} features hold NaN or infinite values ({data.source})")
-        if data.task == "multiclass":
-            bad = (y < 0) | (y >= data.n_classes) if np.issubdtype(y.dtype, np.integer) else np.ones(len(y), bool)
-            if bad.any():
-                raise DataError(f"{data.name}: {int(bad.sum())} {part} label(s) outside 0..{data.n_classes - 1} "
-                                f"(e.g. {y[bad][0]}) in {data.source}")
-        elif not np.isfinite(y).all():
+        if data.task == "regression" and not np.isfinite(y).all():
             raise DataError(f"{data.name}: the {part} targets hold NaN or infinite values "
                             f"(dataset.target_transform=log of a value <= 0?) ({data.source})")

@@ -11,7 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
-from pipeline.data.checks import check_dataset, check_split
+from pipeline.data.checks import check_dataset, check_labels, check_split
 from pipeline.data.decoded import cached_split
 from pipeline.data.errors import DataError
 from pipeline.data.registry import DATASETS, split_test
@@ -70,6 +70,9 @@ def load_dataset(cfg, val_fraction, seed, cache_dir=None):
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
     task, n_classes, X, y, X_test, y_test, source = DATASETS[name](cfg, seed, cache_dir)
+    if task == "multiclass":
+        for part, labels in (("train", y), ("test", y_test)):
+            check_labels(np.asarray(labels), n_classes, part, name, source)
     n_val = int(round(len(X) * val_fraction))
     check_split(y, n_val, task == "multiclass", "train.val_fraction", val_fraction, name)
     if n_val:  # before the float32 conversion: that would hide a cached array's file (values are the same)

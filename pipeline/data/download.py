@@ -1,12 +1,8 @@
 """Where IDX datasets come from: a given directory, system packages, the cache, or mirrors."""
 
-import hashlib
 import logging
 import os
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,45 +46,40 @@ def default_cache_dir():
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fnn-sweep"
 
 
-def md5_of(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def download(urls, destination, md5, timeout=30, tries=2):
+    """Fetch one file from the first URL that serves it with the right MD5, with pooch.
 
-
-def download(urls, destination, md5, timeout=30):
-    """Fetch one file from the first URL that serves it with the right MD5.
-
-    The bytes go to a temporary file beside ``destination`` and are renamed
-    into place only when complete and verified, so an interrupted transfer
-    never leaves a partial file under the real name.
+    pooch writes the bytes to a temporary file beside ``destination`` and moves it into place
+    only when complete and verified, so an interrupted transfer never leaves a partial file
+    under the real name; it shows a progress bar in a terminal. Each URL is tried ``tries``
+    times before the next.
     """
+    import pooch
+    import requests
+
+    pooch.get_logger().setLevel(logging.WARNING)  # our own line says what is downloaded
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
+    downloader = pooch.HTTPDownloader(progressbar=sys.stderr.isatty(), timeout=timeout)
     failures = []
     for url in urls:
         log.info(f"downloading {url} -> {destination}")
-        fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=destination.name + ".", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-                expected = response.headers.get("Content-Length")
-                shutil.copyfileobj(response, out, 1 << 20)
-                size = out.tell()
-            if expected is not None and size != int(expected):
-                raise OSError(f"transfer interrupted after {size} of {expected} bytes")
-            actual = md5_of(tmp)
-            if actual != md5:
-                raise OSError(f"checksum mismatch: MD5 {actual}, expected {md5}")
-            os.replace(tmp, destination)
-            return destination
-        except (OSError, urllib.error.URLError, ValueError) as exc:
-            failures.append(f"{url}: {getattr(exc, 'reason', exc)}")
-            log.info(f"  failed: {failures[-1]}")
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        for attempt in range(tries):
+            try:
+                pooch.retrieve(url, known_hash=f"md5:{md5}", fname=destination.name, path=destination.parent,
+                               downloader=downloader)
+                return destination
+            except ValueError as exc:  # pooch: the hash does not match; the file was not kept
+                failures.append(f"{url}: checksum mismatch ({str(exc).splitlines()[0][:200]})")
+                break
+            except (OSError, requests.RequestException) as exc:
+                reason = str(getattr(exc, "reason", None) or exc).splitlines()[0][:200]
+                final = isinstance(exc, requests.HTTPError)  # the server answered: not there
+                if final or attempt + 1 == tries:
+                    failures.append(f"{url}: {reason}")
+                log.info(f"  failed: {url}: {reason}")
+                if final:
+                    break
     raise DataError(f"could not download {destination.name} (" + "; ".join(failures) + ")")
 
 
