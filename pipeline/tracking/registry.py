@@ -44,8 +44,11 @@ def register_best(tracking_uri, experiment_id, jobs, name, selection):
         raise InputError(f"no run of {selection} logged a model (mlflow.log_model=false?); nothing registered")
     row, metric = best_job(candidates)
     # models:/<id> names the logged model itself, so the version links to it and to its run.
-    version = mlflow.register_model(f"models:/{model_of_run[row['run_id']]}", name, tags={
-        TAG_SELECTION: selection, TAG_SELECTED_BY: metric})
+    try:
+        version = mlflow.register_model(f"models:/{model_of_run[row['run_id']]}", name, tags={
+            TAG_SELECTION: selection, TAG_SELECTED_BY: metric})
+    except mlflow.MlflowException as exc:  # a name or permission the registry refuses: one line
+        raise InputError(f"model '{name}' not registered: {str(exc).strip().splitlines()[0][:300]}") from None
     scores = f"{metric} {row[metric]:.4f}"
     test = next((m for m in (layout.TEST_ACCURACY, layout.TEST_MSE) if m in row and pd.notna(row[m])), None)
     if test:

@@ -83,8 +83,9 @@ def store_errors(uri):
         yield
     except (OSError, MlflowException, SQLAlchemyError) as exc:
         lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        # The directory hint only where the file is the problem, not for a value MLflow refused.
         hint = ("; check that its directory can be written and the file is an MLflow SQLite store"
-                if sqlite_path(uri) is not None else "")
+                if sqlite_path(uri) is not None and not isinstance(exc, MlflowException) else "")
         detail = redact((lines or [type(exc).__name__])[0][:300])
         raise StoreError(f"cannot use the tracking store {shown(uri)}: {detail}{hint}") from None
 
