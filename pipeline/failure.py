@@ -109,6 +109,8 @@ def _run(main):
         _close_open_work(f"the command failed: {one_line(exc)}", "FAILED")
         raise
     else:
+        if termination.signum is not None:  # a signal after the last check (while the report was written)
+            _stopped_by_signal()
         sys.exit(EXIT_OK)
     if termination.signum is not None:
         _stopped_by_signal()

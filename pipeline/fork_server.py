@@ -11,8 +11,10 @@ server's environment, which is the command's; each job sets its own BLAS threads
 Standard library only: ``pipeline.__main__`` calls ``start_if_parallel_sweep`` before importing Hydra.
 """
 
+import atexit
 import multiprocessing
 import os
+import signal
 
 PRELOAD = ["pipeline.worker_imports"]
 # Command-line flags after which Hydra prints or exits instead of sweeping.
@@ -34,6 +36,22 @@ def start():
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # as pipeline.failure sets it for this process
     multiprocessing.set_forkserver_preload(PRELOAD)
     forkserver.ensure_running()
+    atexit.register(_end_server)
+
+
+def _end_server():
+    """At the command's exit, end the server at once. Left alone, it would notice only after its
+    imports (1-2 s after a pre-flight error), holding the command's output open all that time (a
+    pipe to ``tee`` or a test waits for it). Workers forked from it are processes of their own.
+    ``_forkserver._forkserver_pid`` is private to multiprocessing: without it, the server ends as before."""
+    from multiprocessing import forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def start_if_parallel_sweep(argv):

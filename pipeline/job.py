@@ -8,16 +8,18 @@ reused worker process or on another machine.
 
 import logging
 import math
-from importlib import resources
 import time
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from pipeline import failure, parallel, resume
+from pipeline import failure, machine, parallel, resume
 from pipeline.build import build_network, build_optimizer
 from pipeline.config import ConfigError, validate
 from pipeline.data import load_dataset
@@ -71,16 +73,34 @@ def dataset_for(settings):
     if key not in _datasets:
         _datasets.clear()  # keep one dataset in memory at a time
         _datasets[key] = load_dataset(vars(settings.dataset), settings.train.val_fraction, settings.train.seed)
-    check_batch_fits(settings.train, _datasets[key])
+    check_fits(settings, _datasets[key])
     return _datasets[key]
 
 
-def check_batch_fits(train_cfg, data):
-    """The rule: a mini-batch holds at most every training sample (after the validation split)."""
+def check_fits(settings, data):
+    """The rules between a job's settings and its data: a mini-batch holds at most every training
+    sample (after the validation split), and the network trains in this machine's memory."""
+    train_cfg = settings.train
     if train_cfg.batch_size > len(data.X_train):
         raise ConfigError(f"train.batch_size={train_cfg.batch_size} is not valid: {data.name} has "
                           f"{len(data.X_train)} training samples after the validation split; "
-                          f"choose at most {len(data.X_train)}")
+                          f"choose at most {len(data.X_train)}{_preset_hint(data.name, ' (or ', ')')}")
+    need, have = training_bytes(settings, data), machine.memory_bytes()
+    if have and need > have:
+        model = settings.model
+        raise ConfigError(f"model.hidden_neurons={model.hidden_neurons} (x{model.hidden_layers} layers) is not valid "
+                          f"on {data.name}: training needs about {need / 2**30:.0f} GiB, this machine has "
+                          f"{have / 2**30:.0f} GiB; choose a smaller width")
+
+
+def training_bytes(settings, data):
+    """About how much memory training needs: weights, gradients and optimizer state per parameter
+    (Adam keeps two moments), plus one batch's activations and the test set's forward pass."""
+    width, depth = settings.model.hidden_neurons, settings.model.hidden_layers
+    params = (data.n_features + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * data.n_outputs
+    copies = 2 + (2 if settings.optimizer.name == "adam" else 1)
+    rows = settings.train.batch_size + max(len(data.X_test), len(data.X_val))
+    return (params * copies + 3 * rows * width * depth) * np.dtype(settings.train.dtype).itemsize
 
 
 def run_name(model_cfg):
@@ -258,12 +278,16 @@ def _train_and_log(settings, data, resolved, label, job, phases):
 
 def _divergence_hint(reason, settings, job):
     """The stop reason and what to try: a smaller lr, or the dataset's tuned preset when it has one."""
-    hint = f"{reason}; try a smaller optimizer.lr (it was {settings.optimizer.lr:g})"
-    name = settings.dataset.name
-    if job.choices.get("experiment") != name and (resources.files("pipeline.conf") / "experiment" /
-                                                  f"{name}.yaml").is_file():
-        hint += f", or the dataset's tuned settings: +experiment={name}"
-    return hint
+    preset = "" if job.choices.get("experiment") == settings.dataset.name else _preset_hint(
+        settings.dataset.name, ", or ", "")
+    return f"{reason}; try a smaller optimizer.lr (it was {settings.optimizer.lr:g}){preset}"
+
+
+def _preset_hint(dataset, before, after):
+    """'<before>the dataset's tuned settings: +experiment=NAME<after>' when conf/experiment has one, else ''."""
+    if not (resources.files("pipeline.conf") / "experiment" / f"{dataset}.yaml").is_file():
+        return ""
+    return f"{before}the dataset's tuned settings: +experiment={dataset}{after}"
 
 
 def _status_line(label, epoch, epochs, logs):

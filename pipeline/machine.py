@@ -30,3 +30,11 @@ def machine_summary():
 
     return (f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"NumPy {np.__version__}, BLAS: {blas_info()}")
+
+
+def memory_bytes():
+    """The machine's physical memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -17,7 +17,7 @@ from hydra.experimental.callback import Callback
 from pipeline import failure, parallel
 from pipeline.config import validate
 from pipeline.data import load_dataset
-from pipeline.job import check_batch_fits, dataset_key
+from pipeline.job import check_fits, dataset_key
 from pipeline.grid import app_overrides, compose_jobs, is_grid_sweeper, job_overrides
 from pipeline.progress import SweepProgress
 from pipeline.report.publish import check_out_dir
@@ -52,7 +52,7 @@ def load_datasets(settings):
         for jobs in jobs_by_data.values():
             data = load_dataset(vars(jobs[0].dataset), jobs[0].train.val_fraction, jobs[0].train.seed)
             for job in jobs:
-                check_batch_fits(job.train, data)
+                check_fits(job, data)
 
 
 def _after_the_runs(step, what_failed, again):

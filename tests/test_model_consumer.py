@@ -38,7 +38,8 @@ def test_the_sweep_ends_saying_how_to_see_it(sweep):
     experiment_id = jobs["experiment_id"].iloc[0]
     assert f"mlflow ui --backend-store-uri {store_uri(home)}" in stdout
     assert f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning" in stdout
-    assert f"Report: {home / 'reports' / 'latest' / 'report.md'}" in stdout and (home / "reports" / "latest" / "report.md").is_file()
+    report = (home / "reports" / "latest").resolve() / "report.md"  # the sweep's own folder
+    assert f"Report: {report}" in stdout and report.parent.name.startswith("sweep-") and report.is_file()
 
 
 def test_every_run_logs_its_dataset_as_an_input(sweep):

@@ -19,6 +19,7 @@ LEARNED = {"multiclass": lambda score, data: score > 1.5 / data.n_classes, "regr
 
 
 @pytest.mark.slow  # every cell of each grid, trained in this process
+@pytest.mark.readme("python -m pipeline -m +experiment=diabetes")  # its grid, composed as the command composes it
 @pytest.mark.parametrize("dataset", DATASET_COMMANDS)
 def test_every_cell_of_a_datasets_grid_trains_with_its_defaults(dataset):
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
@@ -48,3 +49,21 @@ def test_sgds_default_lr_diverges_on_diabetes_which_is_why_it_has_a_preset():
     history = build_network(job.model, job.train, data).fit(
         data.X_train, data.y_train, epochs=3, batch_size=job.train.batch_size, optimizer=build_optimizer(job.optimizer))
     assert history.diverged
+
+
+def test_a_network_too_big_for_this_machine_is_refused_before_training():
+    from pipeline.config import ConfigError
+    from pipeline.job import check_fits, training_bytes
+    from pipeline.machine import memory_bytes
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        fits = validate(compose("config", overrides=["dataset=digits"]))
+        huge = validate(compose("config", overrides=["dataset=digits", "model.hidden_neurons=1000000",
+                                                     "model.hidden_layers=3"]))
+    data = load_dataset(vars(fits.dataset), fits.train.val_fraction, fits.train.seed)
+    check_fits(fits, data)
+    assert training_bytes(fits, data) < 10 * 2**20  # 64-128-10: a few MB
+    assert training_bytes(huge, data) > memory_bytes()  # 3 x 10^12 weights
+    with pytest.raises(ConfigError, match=r"model.hidden_neurons=1000000 \(x3 layers\) is not valid on digits: "
+                                          r"training needs about \d+ GiB, this machine has \d+ GiB"):
+        check_fits(huge, data)

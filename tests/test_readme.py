@@ -75,9 +75,8 @@ PIPELINE_COMMANDS = {
     "python -m pipeline -m compute.blas_threads=2": ONE_JOB,
     "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": (*ONE_JOB, "optimizer.lr=0.03,0.3"),
     "python -m pipeline -m +experiment=lr_study_published train.seed=0,1,2": (*ONE_JOB, "optimizer.lr=0.03,0.3"),
-    "python -m pipeline -m +experiment=diabetes": (),  # the preset's whole grid: 6 small jobs
 }
-JOBS = {"python -m pipeline -m train.seed=0,1,2": 3, "python -m pipeline -m +experiment=diabetes": 6, "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": 6,
+JOBS = {"python -m pipeline -m train.seed=0,1,2": 3, "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": 6,
         "python -m pipeline -m +experiment=lr_study_published train.seed=0,1,2": 6}
 
 

@@ -60,7 +60,7 @@ def test_a_killed_sweep_resumes_with_exactly_the_missing_jobs(home):
     done = jobs_of(runs)[jobs_of(runs)["status"] == "FINISHED"]
     assert done.groupby(["params.activation", "params.hidden_neurons"]).size().eq(1).all() and len(done) == 6
     assert again.stdout.count("skipped: finished in run") == len(finished)
-    table = pd.read_csv(home / "reports" / "table1_test_accuracy.csv")  # the second sweep's report: all 6 cells
+    table = pd.read_csv(home / "reports" / "latest" / "table1_test_accuracy.csv")  # the second sweep's report: all 6 cells
     assert table[["relu", "tanh", "sigmoid"]].notna().all().all() and len(table) == 2
 
     rerun = run_pipeline(home, *SWEEP, "sweep.rerun=true", "report.after_sweep=false")
@@ -141,8 +141,6 @@ BAD_INPUT = [
     ("mlflow.tracking_uri=http://127.0.0.1:9", "no tracking server answers at http://127.0.0.1:9"),
     # Values a schema without a constraint table let through, and data rules checked for every job's split.
     ("train.seed=0,-1", "train.seed=-1 is not valid: must be an integer in [0, 4294967295]"),
-    ("optimizer.weight_decay=nan", "optimizer.weight_decay=nan is not valid: must be a finite number >= 0"),
-    ("mlflow.stale_after_s=-1", "mlflow.stale_after_s=-1.0 is not valid: must be a positive number of seconds"),
     ("train.val_fraction=0.995 train.batch_size=1", "train.val_fraction=0.995 is not valid for digits: the "
                                                     "training part of its 1437 samples would hold 7"),
     ("train.seed=0,1 train.val_fraction=0.1,0.995", "train.val_fraction=0.995 is not valid for digits"),
@@ -152,7 +150,7 @@ BAD_INPUT = [
 # Range checks run through the same validate() in both paths: the sweep path checks them all, the
 # single-run path one of each kind (choice, range, type, key, group, batch, store).
 RANGE_ONLY = {"model.hidden_neurons=-3", "optimizer.lr=0", "optimizer.lr=-0.5", "train.epochs=0", "train.seed=0,-1",
-              "optimizer.weight_decay=nan", "mlflow.stale_after_s=-1", "train.seed=0,1 train.val_fraction=0.1,0.995",
+              "train.seed=0,1 train.val_fraction=0.1,0.995",
               "hydra.launcher.n_jobs=0", "report.out_dir=FILE"}
 
 
@@ -229,7 +227,8 @@ def test_ctrl_c_ends_a_parallel_sweep_killed_with_one_press(home):
 
 START_UP_MOMENTS = {"during the imports": (None, [0.5]), "after the parent run": ("Sweep sweep-", [0]),
                     "while workers start": ("Launching jobs", [0]),
-                    # Hydra's last job line: the workers are being forked. Repeated, to catch the race.
+                    # Hydra's last job line: the workers are being forked. SIGTERM killed a worker there
+                    # (joblib's TerminatedWorkerError): repeated at several delays, to catch the race.
                     "as workers fork": ("#1 :", [0, 0.05, 0.2, 0.5])}
 
 
@@ -239,6 +238,8 @@ START_UP_MOMENTS = {"during the imports": (None, [0.5]), "after the parent run":
 def test_a_signal_during_a_parallel_sweeps_start_up_ends_it_at_once(home, moment, signum):
     """Workers that did not exist when the signal came get it too, and nothing prints a traceback."""
     needle, delays = START_UP_MOMENTS[moment]
+    if signum == signal.SIGINT:  # workers ignore SIGINT until their job starts: no race to repeat
+        delays = delays[:1]
     for attempt, delay in enumerate(delays):
         process = _start(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=16",
                          "train.epochs=1000000", "mlflow.log_model=false")

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.report.select import ReportError
+from pipeline.tracking.reaper import process_alive
 
 log = logging.getLogger("pipeline")
 LATEST = "latest"
@@ -37,8 +38,13 @@ def report_folder(out_dir, name):
     """Yield an empty folder to write the report ``name`` into; publish it as ``out_dir/name`` when the
     block completes, and drop it if the block fails."""
     out = check_out_dir(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}.building-"))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(out)
+        building = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}.building-{os.getpid()}-"))
+    except OSError as exc:
+        raise ReportError(f"report.out_dir={out_dir} cannot be written: {exc.strerror or exc}; "
+                          "choose another directory") from None
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(building, 0o777 & ~umask)  # as a plain mkdir would make it
@@ -49,6 +55,14 @@ def report_folder(out_dir, name):
         raise
     _publish(building, out / name)
     _point_latest(out, name)
+
+
+def _remove_abandoned(out):
+    """Hidden folders of reports whose process was killed before it finished (SIGKILL, a power loss)."""
+    for folder in out.glob(".*.building-*"):
+        pid = folder.name.rsplit(".building-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _publish(building, target):
