@@ -106,8 +106,14 @@ def _run(main):
         # worker ended by the same signal, a store write cut short. The signal is what happened.
         if termination.signum is not None:
             _stopped_by_signal()
-        _close_open_work(f"the command failed: {one_line(exc)}", "FAILED")
-        raise
+        reason = _worker_died(exc)
+        if reason is None:  # a bug or a broken store: its traceback follows
+            _close_open_work(f"the command failed: {one_line(exc)}", "FAILED")
+            raise
+        _close_open_work(reason, "FAILED")
+        print(f"error: {reason}; the same command resumes the sweep (finished jobs are not trained again)",
+              file=sys.stderr)
+        sys.exit(EXIT_JOBS_FAILED)
     else:
         if termination.signum is not None:  # a signal after the last check (while the report was written)
             _stopped_by_signal()
@@ -119,6 +125,19 @@ def _run(main):
         traceback.print_exception(error, file=sys.stderr)  # a bug or a broken store: the fixer needs it
     print(f"error: {error_line(error)}", file=sys.stderr)
     sys.exit(exit_status(error))
+
+
+def _worker_died(error):
+    """For a worker process killed from outside (the OOM killer, SIGKILL, a crash), why, in one line;
+    else None. Not a bug of ours: no traceback."""
+    try:
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+    except ImportError:
+        return None
+    if not isinstance(error, TerminatedWorkerError):
+        return None
+    codes = next((line.split(" are ", 1)[1] for line in str(error).splitlines() if "exit codes" in line), "?")
+    return f"a worker process died (exit code {codes}: killed, out of memory, or crashed)"
 
 
 # What is open and must not outlive the command unended (a sweep's parent run, a single run).

@@ -327,3 +327,41 @@ def test_damaged_or_missing_data_files_are_one_line_exit_2_and_no_run(home, tmp_
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], result.stderr[-2000:]
     assert not (home / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_from_outside_ends_the_sweep_failed_in_one_line(home):
+    """The OOM killer's SIGKILL to a worker, after the parent run opened: nothing is left RUNNING."""
+    process = _start(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=16",
+                     "train.epochs=1000000", "verbose=true", "mlflow.log_model=false")
+    try:
+        for line in process.stdout:
+            if "epoch 3/" in line:
+                break
+        [pid, *_] = jobs_of(mlflow_runs(home))["tags.pid"]
+        os.kill(int(pid), signal.SIGKILL)
+        rest = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    runs = mlflow_runs(home)
+    assert process.returncode == 1 and "Traceback" not in rest, rest[-3000:]
+    assert rest.strip().splitlines()[-1].startswith("error: a worker process died (exit code {SIGKILL(-9)}")
+    assert sorted(zip(runs["tags.fnn_sweep.role"], runs["status"])) == [
+        ("job", "KILLED"), ("job", "KILLED"), ("sweep", "FAILED")]
+    assert runs["tags.failure_reason"].str.startswith("a worker process died").all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_damaged_decoded_cache_is_rebuilt_and_the_run_goes_on(home, tmp_path, mnist_dir, damage):
+    args, env = ("dataset=mnist", f"dataset.dir={mnist_dir}", "train.epochs=1", *FAST), {
+        "FNN_SWEEP_DATA_DIR": str(tmp_path / "cache")}
+    assert run_pipeline(home, *args, env=env).returncode == 0
+    [images] = (tmp_path / "cache").glob("decoded/*/X_train.npy")
+    images.write_bytes(images.read_bytes()[:1000] if damage == "truncate" else b"not an array")
+    again = run_pipeline(home, *args, "train.seed=1", env=env)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
+    assert f"the decoded-data cache {images.parent} is damaged" in again.stdout + again.stderr
+    assert "rebuilding it" in again.stdout + again.stderr
+    assert set(mlflow_runs(home)["status"]) == {"FINISHED"}
