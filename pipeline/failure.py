@@ -130,11 +130,10 @@ def _run(main):
 def _worker_died(error):
     """For a worker process killed from outside (the OOM killer, SIGKILL, a crash), why, in one line;
     else None. Not a bug of ours: no traceback."""
-    try:
-        from joblib.externals.loky.process_executor import TerminatedWorkerError
-    except ImportError:
-        return None
-    if not isinstance(error, TerminatedWorkerError):
+    from pipeline.runtime import compat
+
+    died = compat.terminated_worker_error()
+    if died is None or not isinstance(error, died):
         return None
     codes = next((line.split(" are ", 1)[1] for line in str(error).splitlines() if "exit codes" in line), "?")
     return f"a worker process died (exit code {codes}: killed, out of memory, or crashed)"

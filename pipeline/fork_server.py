@@ -14,7 +14,6 @@ Standard library only: ``pipeline.__main__`` calls ``start_if_parallel_sweep`` b
 import atexit
 import multiprocessing
 import os
-import signal
 
 PRELOAD = ["pipeline.worker_imports"]
 # Command-line flags after which Hydra prints or exits instead of sweeping.
@@ -42,16 +41,10 @@ def start():
 def _end_server():
     """At the command's exit, end the server at once. Left alone, it would notice only after its
     imports (1-2 s after a pre-flight error), holding the command's output open all that time (a
-    pipe to ``tee`` or a test waits for it). Workers forked from it are processes of their own.
-    ``_forkserver._forkserver_pid`` is private to multiprocessing: without it, the server ends as before."""
-    from multiprocessing import forkserver
+    pipe to ``tee`` or a test waits for it). Workers forked from it are processes of their own."""
+    from pipeline.runtime import compat
 
-    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
-    if pid:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    compat.kill_forkserver()
 
 
 def start_if_parallel_sweep(argv):

@@ -71,23 +71,22 @@ def start_workers(launcher_config):
     """
     if launcher_config is None or "n_jobs" not in launcher_config or "ray" in launcher_config:
         return
-    from joblib.externals.loky.backend import context
-
     from pipeline import fork_server
+    from pipeline.runtime import compat
 
     if fork_server.available():
         fork_server.start()
-        context.set_start_method("forkserver", force=True)
+        compat.loky_forks_from_server()
 
 
 def stop_workers():
     """Let the sweep's loky workers exit now, while the summary and report are written, instead of
     at interpreter exit (where shutting them down added 1-2 s after the report)."""
-    from joblib.externals.loky import get_reusable_executor
-    from joblib.externals.loky.reusable_executor import _executor
+    from pipeline.runtime import compat
 
-    if _executor is not None:  # never start an executor only to stop it
-        get_reusable_executor().shutdown(wait=False)
+    executor = compat.existing_loky_executor()  # never start an executor only to stop it
+    if executor is not None:
+        executor.shutdown(wait=False)
 
 
 @contextmanager

@@ -23,23 +23,16 @@ import mlflow.tracing.processor  # noqa: E402, F401
 import sklearn.metrics  # noqa: E402, F401  (the confusion matrix)
 import sklearn.model_selection  # noqa: E402, F401  (the validation split)
 import sqlalchemy.dialects.sqlite  # noqa: E402, F401
-from mlflow.store.tracking import sqlalchemy_store  # noqa: E402, F401
-from sqlalchemy.orm import configure_mappers  # noqa: E402
 
 import pipeline.job  # noqa: E402, F401
 import pipeline.sweep  # noqa: E402, F401  (Hydra instantiates the sweep callback in every job)
+from pipeline.runtime import compat  # noqa: E402
 
 # SQLAlchemy configures MLflow's ORM classes at their first query: 0.3 s in every worker otherwise.
-configure_mappers()
+compat.warm_mlflow_sql_store()
 # MLflow maps installed packages to modules once per process, at the first model it logs (to check
-# the pinned requirements): 0.2-0.3 s in every worker's first job otherwise. A private helper: skipped
-# if a newer MLflow moves it.
-try:
-    from mlflow.utils.requirements_utils import _init_packages_to_modules_map
-
-    _init_packages_to_modules_map()
-except ImportError:
-    pass
+# the pinned requirements): 0.2-0.3 s in every worker's first job otherwise.
+compat.warm_mlflow_requirements_map()
 
 # Every worker is a fork of this process: frozen objects are never visited by a worker's garbage
 # collector, which keeps their pages shared (copy-on-write) and each collection short.

@@ -58,6 +58,25 @@ def test_no_sweep_state_in_the_environment_and_no_hydra_internals():
         assert text.count("os.environ") == len(environment.findall(text)) + copies, f"{path}: a computed key"
 
 
+COMPAT = REPO / "pipeline" / "runtime" / "compat.py"
+DEPENDENCIES = r"(?:mlflow|joblib|loky|hydra|omegaconf|sqlalchemy|alembic|sklearn|pandas|numpy|matplotlib|pooch|" \
+               r"multiprocessing|forkserver|threadpoolctl|submitit)"
+PRIVATE_USES = [
+    re.compile(rf"from {DEPENDENCIES}[\w.]* import .*\b_[A-Za-z]"),  # from dep.x import _private
+    re.compile(rf"\b{DEPENDENCIES}(?:\.\w+)*\._[A-Za-z]\w*"),  # dep.x._private
+    re.compile(r"(?:from|import) mlflow\.(?:utils|store)\b"),  # MLflow's internals, public or not
+    re.compile(r"(?:from|import) joblib\.externals\b"),  # joblib's vendored loky
+]
+
+
+def test_private_apis_of_dependencies_are_used_only_in_compat():
+    offenders = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+                 for path in SOURCES if path != COMPAT
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if not line.lstrip().startswith("#") and any(p.search(line) for p in PRIVATE_USES)]
+    assert offenders == [], "use pipeline/runtime/compat.py for these"
+
+
 def test_read_runs_gives_a_typed_tidy_frame(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(uri)

@@ -17,11 +17,9 @@ from pathlib import Path
 import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
-from mlflow.tracking.context.registry import resolve_tags
-from mlflow.utils.git_utils import get_git_commit
-from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from pipeline.machine import blas_info, cpu_model
+from pipeline.runtime import compat
 from pipeline.tracking import layout
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -105,7 +103,7 @@ def job_run(experiment_id, run_name, resolved_config, config_hash, sweep=None, c
                 **{f"{layout.CHOICE_TAG_PREFIX}{group}": str(option) for group, option in (choices or {}).items()}}
     if sweep is not None:
         run_tags.update({layout.TAG_PARENT: sweep.run_id, layout.TAG_SWEEP_ID: sweep.sweep_id})
-    created = MlflowClient().create_run(experiment_id, run_name=run_name, tags=resolve_tags(run_tags))
+    created = MlflowClient().create_run(experiment_id, run_name=run_name, tags=compat.source_tags(run_tags))
     with mlflow.start_run(run_id=created.info.run_id) as run:
         mlflow.log_params(layout.job_params(resolved_config))
         try:
@@ -139,7 +137,7 @@ def environment_tags():
     tags = dict(zip(layout.ENVIRONMENT_TAGS, (socket.gethostname(), str(os.getpid()), platform.python_version(),
                                               np.__version__, cpu_model(), str(os.cpu_count()), blas_info())))
     # MLflow tags the commit of the entry point's file, which a worker process does not have.
-    commit = get_git_commit(PROJECT_DIR)
+    commit = compat.git_commit(PROJECT_DIR)
     if commit:
         tags[layout.TAG_GIT_COMMIT] = commit
     return tags
@@ -186,7 +184,7 @@ def log_dataset(data):
     dataset = mlflow.entities.Dataset(name=data.name, digest=digest, source_type=source_type,
                                       source=json.dumps(source), schema=json.dumps(schema),
                                       profile=json.dumps(profile))
-    context = mlflow.entities.InputTag(MLFLOW_DATASET_CONTEXT, layout.DATASET_CONTEXT)
+    context = mlflow.entities.InputTag(compat.dataset_context_tag(), layout.DATASET_CONTEXT)
     inputs = [mlflow.entities.DatasetInput(dataset, tags=[context])]
     run_id = mlflow.active_run().info.run_id
     try:

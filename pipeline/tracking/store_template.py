@@ -30,17 +30,12 @@ def template_path():
 def _make_template(path):
     """Create the empty store in a scratch directory, drop the Default experiment, then publish it
     atomically (another process may be making the same file)."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from pipeline.runtime import compat
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         db = Path(scratch) / "store.db"
-        store = SqlAlchemyStore(f"sqlite:///{db}", str(Path(scratch) / "artifacts"))
-        store.engine.dispose()
-        with sqlite3.connect(db) as connection:
-            connection.execute("DELETE FROM experiment_tags WHERE experiment_id = 0")
-            connection.execute("DELETE FROM experiments WHERE experiment_id = 0")
-        connection.close()
+        compat.make_empty_sqlite_store(db, Path(scratch) / "artifacts")
         os.replace(db, path)
 
 

@@ -1,0 +1,143 @@
+"""Every private API of a dependency that this project uses, in one place, each behind a function
+with a fallback that keeps the public behaviour when a release moves it.
+
+==============================  ===========================================  ==============================
+what for                        private API (dependency)                     without it
+==============================  ===========================================  ==============================
+workers fork from our server    loky ``context.set_start_method(force=...)``   loky starts its own workers
+                                (joblib's vendored loky)                     (slower start-up, same jobs)
+workers exit before the report  loky ``reusable_executor._executor``          they exit at interpreter exit
+a worker killed from outside    loky ``process_executor.TerminatedWorkerError``  its traceback, exit 1
+the server ends with the        ``multiprocessing.forkserver._forkserver.``  it ends after its imports
+command                         ``_forkserver_pid`` (CPython)
+no 0.2-0.3 s in a first model   ``mlflow.utils.requirements_utils.``         MLflow builds it at the first
+                                ``_init_packages_to_modules_map``            model, as before
+a new store in 0.01 s, not 1-3  ``mlflow.store...SqlAlchemyStore``, and its  MLflow migrates each new store
+                                schema's ``experiments`` tables (raw SQL)
+a worker's run tags its source  ``mlflow.tracking.context.registry.``        runs lack MLflow's source tags
+                                ``resolve_tags``
+the git commit of the checkout  ``mlflow.utils.git_utils.get_git_commit``    no commit tag
+the dataset input's context     ``mlflow.utils.mlflow_tags.``                the value MLflow 3 uses
+                                ``MLFLOW_DATASET_CONTEXT``
+==============================  ===========================================  ==============================
+
+``tests/test_compat.py`` checks each one against the installed versions and fails naming the
+dependency when one has moved. ``tests/test_pipeline_structure.py`` rejects a private name, or an
+``mlflow.utils``/``mlflow.store`` import, anywhere else.
+"""
+
+import os
+import signal
+import sqlite3
+
+# ---- joblib's vendored loky ----
+
+
+def loky_forks_from_server():
+    """Make loky start its workers with the "forkserver" method (ours); False where it cannot."""
+    try:
+        from joblib.externals.loky.backend import context
+
+        context.set_start_method("forkserver", force=True)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return False
+    return True
+
+
+def existing_loky_executor():
+    """loky's reusable executor if one was started in this process, else None (never starts one)."""
+    try:
+        from joblib.externals.loky import reusable_executor
+    except ImportError:
+        return None
+    return getattr(reusable_executor, "_executor", None)
+
+
+def terminated_worker_error():
+    """The exception a joblib launcher raises when a worker process died; None if it moved."""
+    try:
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+    except ImportError:
+        return None
+    return TerminatedWorkerError
+
+
+# ---- CPython's multiprocessing ----
+
+
+def kill_forkserver():
+    """End this process's multiprocessing fork server at once (SIGKILL), if it runs."""
+    from multiprocessing import forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+# ---- MLflow ----
+
+DATASET_CONTEXT_TAG = "mlflow.data.context"  # MLflow 3's value, if the constant moves
+
+
+def dataset_context_tag():
+    try:
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+    except ImportError:
+        return DATASET_CONTEXT_TAG
+    return MLFLOW_DATASET_CONTEXT
+
+
+def warm_mlflow_requirements_map():
+    """Build MLflow's installed-package map now (a fork server's import), not at the first model."""
+    try:
+        from mlflow.utils.requirements_utils import _init_packages_to_modules_map
+    except ImportError:
+        return
+    _init_packages_to_modules_map()
+
+
+def warm_mlflow_sql_store():
+    """Import MLflow's SQL store module (and SQLAlchemy's mappers) ahead of the first query."""
+    try:
+        from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
+    except ImportError:
+        return
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()
+
+
+def source_tags(tags):
+    """``tags`` plus MLflow's own source tags (user, source name and type), as ``mlflow.start_run`` adds."""
+    try:
+        from mlflow.tracking.context.registry import resolve_tags
+    except ImportError:
+        return dict(tags)
+    return resolve_tags(tags)
+
+
+def git_commit(path):
+    """The commit of the git checkout holding ``path``, or None."""
+    try:
+        from mlflow.utils.git_utils import get_git_commit
+    except ImportError:
+        return None
+    return get_git_commit(path)
+
+
+def make_empty_sqlite_store(db_path, artifact_root):
+    """Create a fully migrated MLflow SQLite store at ``db_path`` without its Default experiment.
+
+    Raises whatever MLflow or SQLite raise: the caller then lets MLflow create stores as usual.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore(f"sqlite:///{db_path}", str(artifact_root))
+    store.engine.dispose()
+    with sqlite3.connect(db_path) as connection:
+        connection.execute("DELETE FROM experiment_tags WHERE experiment_id = 0")
+        connection.execute("DELETE FROM experiments WHERE experiment_id = 0")
+    connection.close()

@@ -1,0 +1,83 @@
+"""Each private API of a dependency (pipeline/runtime/compat.py) still exists in the installed version.
+
+A failure here names the dependency and what moved: update compat.py, whose fallback keeps the
+public behaviour meanwhile.
+"""
+
+import inspect
+import multiprocessing
+import sqlite3
+from importlib.metadata import version
+
+import pytest
+
+from helpers import REPO
+from pipeline.runtime import compat
+
+
+def moved(dependency, what):
+    return f"{dependency} {version(dependency)}: {what} has moved; update pipeline/runtime/compat.py"
+
+
+def test_loky_can_be_told_to_fork_from_our_server():
+    from joblib.externals.loky.backend import context
+
+    assert "force" in inspect.signature(context.set_start_method).parameters, moved(
+        "joblib", "loky's context.set_start_method(force=)")
+    previous = context.get_start_method()
+    try:
+        assert compat.loky_forks_from_server() and context.get_start_method() == "forkserver"
+    finally:
+        context.set_start_method(previous, force=True)
+
+
+def test_loky_says_whether_an_executor_exists_without_starting_one():
+    from joblib.externals.loky import reusable_executor
+
+    assert hasattr(reusable_executor, "_executor"), moved("joblib", "loky's reusable_executor._executor")
+    assert compat.existing_loky_executor() is reusable_executor._executor
+
+
+def test_a_dead_worker_has_its_exception_class():
+    died = compat.terminated_worker_error()
+    assert died is not None and issubclass(died, Exception), moved("joblib", "loky's TerminatedWorkerError")
+
+
+def test_the_fork_servers_pid_is_where_compat_reads_it():
+    from multiprocessing import forkserver
+
+    assert hasattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid"), (
+        f"Python {multiprocessing.sys.version.split()[0]}: multiprocessing.forkserver._forkserver."
+        "_forkserver_pid has moved; update pipeline/runtime/compat.py")
+    compat.kill_forkserver()  # none runs in this process: a no-op, no error
+
+
+def test_mlflow_private_helpers_exist():
+    from mlflow.utils import requirements_utils
+
+    assert callable(getattr(requirements_utils, "_init_packages_to_modules_map", None)), moved(
+        "mlflow", "requirements_utils._init_packages_to_modules_map")
+    compat.warm_mlflow_requirements_map()
+    compat.warm_mlflow_sql_store()
+    assert compat.dataset_context_tag() == compat.DATASET_CONTEXT_TAG, moved("mlflow", "MLFLOW_DATASET_CONTEXT")
+
+
+def test_mlflow_adds_its_source_tags_and_finds_the_git_commit():
+    tags = compat.source_tags({"fnn_sweep.role": "job"})
+    assert tags["fnn_sweep.role"] == "job" and "mlflow.user" in tags, moved("mlflow", "context.registry.resolve_tags")
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    commit = compat.git_commit(REPO)
+    assert commit is not None and len(commit) == 40, moved("mlflow", "git_utils.get_git_commit")
+
+
+def test_an_empty_store_has_mlflows_schema_and_no_default_experiment(tmp_path):
+    db = tmp_path / "store.db"
+    compat.make_empty_sqlite_store(db, tmp_path / "artifacts")
+    with sqlite3.connect(db) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        experiments = connection.execute("SELECT COUNT(*) FROM experiments").fetchone()[0]
+    connection.close()
+    assert {"experiments", "experiment_tags", "runs", "alembic_version"} <= tables, moved(
+        "mlflow", "the SQL store's schema")
+    assert experiments == 0
