@@ -24,5 +24,17 @@ def make_optimizer(name, **options):
     return lookup(OPTIMIZERS, name, "optimizer")(**options)
 
 
-__all__ = ["FNN", "SGD", "Adam", "Optimizer", "History", "ACTIVATIONS", "OUTPUTS", "INITIALIZERS",
-           "INIT_CHOICES", "OPTIMIZERS", "make_optimizer", "lookup"]
+__all__ = [
+    "FNN",
+    "SGD",
+    "Adam",
+    "Optimizer",
+    "History",
+    "ACTIVATIONS",
+    "OUTPUTS",
+    "INITIALIZERS",
+    "INIT_CHOICES",
+    "OPTIMIZERS",
+    "make_optimizer",
+    "lookup",
+]

@@ -42,8 +42,9 @@ class FNN:
     dtype : {"float32", "float64"}
     """
 
-    def __init__(self, n_inputs, hidden, n_outputs, activation="relu", output="softmax",
-                 init="auto", seed=None, dtype="float32"):
+    def __init__(
+        self, n_inputs, hidden, n_outputs, activation="relu", output="softmax", init="auto", seed=None, dtype="float32"
+    ):
         hidden = list(hidden)
         for name, value in [("n_inputs", n_inputs), ("n_outputs", n_outputs)] + [
             (f"hidden[{i}]", h) for i, h in enumerate(hidden)
@@ -99,8 +100,10 @@ class FNN:
         return sum(p.size for p in self.parameters())
 
     def __repr__(self):
-        return (f"FNN({'-'.join(map(str, self.layer_sizes))}, activation={self.activation!r}, "
-                f"output={self.output!r}, init={self.init!r}, dtype={self.dtype.name!r})")
+        return (
+            f"FNN({'-'.join(map(str, self.layer_sizes))}, activation={self.activation!r}, "
+            f"output={self.output!r}, init={self.init!r}, dtype={self.dtype.name!r})"
+        )
 
     # ---- forward and backward on preallocated buffers (the hot path) ----
 
@@ -170,8 +173,18 @@ class FNN:
 
     # ---- training ----
 
-    def fit(self, X, y, epochs=10, batch_size=32, optimizer=None, validation_data=None,
-            callbacks=(), patience=None, shuffle=True):
+    def fit(
+        self,
+        X,
+        y,
+        epochs=10,
+        batch_size=32,
+        optimizer=None,
+        validation_data=None,
+        callbacks=(),
+        patience=None,
+        shuffle=True,
+    ):
         """Train with mini-batches, reshuffled every epoch.
 
         Parameters
@@ -248,8 +261,9 @@ class FNN:
                 else:
                     since_best += 1
                     if since_best >= patience:
-                        history.stop_reason = (f"early stopping after epoch {epoch}: val_loss did not "
-                                               f"improve for {patience} epochs")
+                        history.stop_reason = (
+                            f"early stopping after epoch {epoch}: val_loss did not improve for {patience} epochs"
+                        )
                         stop = True
             if stop:
                 break
@@ -268,7 +282,7 @@ class FNN:
         lr_applied = optimizer.folds_lr
         scale = optimizer.lr if lr_applied else 1.0
         for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             x, acts, deltas = self._workspace(len(rows))
             # mode="clip" lets take write straight into x (the default mode buffers);
             # rows come from a permutation of range(n), so nothing is ever clipped.
@@ -291,7 +305,7 @@ class FNN:
     def _output_preactivations(self, X):
         """Yield (row slice, output pre-activation) over chunks of X."""
         for start in range(0, len(X), PREDICT_CHUNK):
-            x = X[start:start + PREDICT_CHUNK]
+            x = X[start : start + PREDICT_CHUNK]
             acts = [np.empty((len(x), n), self.dtype) for n in self.layer_sizes[1:]]
             yield slice(start, start + len(x)), self._forward(x, acts)
 
@@ -338,9 +352,15 @@ class FNN:
 
     def config(self):
         """The constructor arguments that rebuild this architecture."""
-        return {"n_inputs": self.n_inputs, "hidden": self.hidden, "n_outputs": self.n_outputs,
-                "activation": self.activation, "output": self.output, "init": self.init,
-                "dtype": self.dtype.name}
+        return {
+            "n_inputs": self.n_inputs,
+            "hidden": self.hidden,
+            "n_outputs": self.n_outputs,
+            "activation": self.activation,
+            "output": self.output,
+            "init": self.init,
+            "dtype": self.dtype.name,
+        }
 
     def save(self, path):
         """Write architecture and weights to one .npz file (or binary file object)."""
@@ -407,8 +427,10 @@ class FNN:
             raise ValueError(f"{what}y must hold integer class labels")
         limit = 2 if task == "binary" else self.n_outputs
         if y.min() < 0 or y.max() >= limit:
-            raise ValueError(f"{what}y labels must be in [0, {limit}) for output {self.output!r}, "
-                             f"got range [{y.min():g}, {y.max():g}]")
+            raise ValueError(
+                f"{what}y labels must be in [0, {limit}) for output {self.output!r}, "
+                f"got range [{y.min():g}, {y.max():g}]"
+            )
         y = y.astype(np.int64)
         return X, (y.astype(self.dtype) if task == "binary" else y)
 

@@ -45,7 +45,7 @@ def _softmax_inplace(z):
     z /= z.sum(axis=1, keepdims=True)
 
 
-_ROW_STARTS = {}  # (n_rows, n_columns) -> flat index of each row's first element
+_ROW_STARTS: dict[tuple[int, int], np.ndarray] = {}  # (n_rows, n_columns) -> flat index of each row's first element
 
 
 def _row_starts(z):
@@ -145,8 +145,12 @@ OUTPUTS = {
         "multiclass", _softmax_inplace, _cross_entropy_and_delta, _cross_entropy, _argmax_correct, _argmax
     ),
     "sigmoid": Output(
-        "binary", sigmoid_inplace, _binary_cross_entropy_and_delta, _binary_cross_entropy,
-        _threshold_correct, _threshold,
+        "binary",
+        sigmoid_inplace,
+        _binary_cross_entropy_and_delta,
+        _binary_cross_entropy,
+        _threshold_correct,
+        _threshold,
     ),
     "identity": Output("regression", _identity, _squared_error_and_delta, _squared_error, None, _values),
 }

@@ -49,9 +49,20 @@ def time_sklearn(X, y, hidden, activation, epochs):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
-    model = MLPClassifier(hidden_layer_sizes=(hidden,), activation={"sigmoid": "logistic"}.get(activation, activation),
-                          solver="sgd", learning_rate_init=LR, momentum=0.0, nesterovs_momentum=False, alpha=0.0,
-                          batch_size=BATCH, max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, random_state=0)
+    model = MLPClassifier(
+        hidden_layer_sizes=(hidden,),
+        activation={"sigmoid": "logistic"}.get(activation, activation),
+        solver="sgd",
+        learning_rate_init=LR,
+        momentum=0.0,
+        nesterovs_momentum=False,
+        alpha=0.0,
+        batch_size=BATCH,
+        max_iter=epochs,
+        tol=0.0,
+        n_iter_no_change=epochs + 1,
+        random_state=0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         start = time.perf_counter()
@@ -72,7 +83,7 @@ def time_torch(X, y, hidden, activation, epochs):
     for _ in range(epochs):
         order = torch.randperm(len(Xt))
         for i in range(0, len(Xt), BATCH):
-            rows = order[i:i + BATCH]
+            rows = order[i : i + BATCH]
             optimizer.zero_grad(set_to_none=True)
             loss_fn(model(Xt[rows]), yt[rows]).backward()
             optimizer.step()
@@ -116,7 +127,9 @@ def load_benchmark_data(data_dir):
             continue
         X, y, _, _ = load_idx_arrays(path)
         return X, y, f"{name} from {path} ({len(X)} training samples)"
-    raise DataError("no data for the benchmark: install dataset-fashion-mnist or pass --data-dir DIR with MNIST IDX files")
+    raise DataError(
+        "no data for the benchmark: install dataset-fashion-mnist or pass --data-dir DIR with MNIST IDX files"
+    )
 
 
 def main(argv=None):
@@ -143,19 +156,27 @@ def main(argv=None):
     header = ["activation", "hidden", "fnn_core s/epoch", "sklearn s/epoch", "sklearn / fnn_core"]
     if use_torch:
         header += ["torch s/epoch", "torch / fnn_core"]
-    header += ["fnn_core GFLOP/s", "matmul ceiling GFLOP/s", "% of ceiling",
-               "1 thread: fnn_core s/epoch", "1 thread: % of ceiling", "1 thread: µs/step outside matmuls"]
+    header += [
+        "fnn_core GFLOP/s",
+        "matmul ceiling GFLOP/s",
+        "% of ceiling",
+        "1 thread: fnn_core s/epoch",
+        "1 thread: % of ceiling",
+        "1 thread: µs/step outside matmuls",
+    ]
     rows = []
     print(f"data: {data_note}; {args.epochs} epochs, batch {BATCH}, SGD lr {LR}")
     print(" | ".join(header), flush=True)
     for hidden in args.hidden:
         gflop = step_flops(X.shape[1], hidden, N_CLASSES, BATCH) * -(-len(X) // BATCH) / 1e9
         for activation in args.activations:
-            contenders = {"fnn_core": lambda: time_fnn_core(X, y, hidden, activation, args.epochs),
-                          "sklearn": lambda: time_sklearn(X, y, hidden, activation, args.epochs),
-                          "ceiling": lambda: time_matmul_ceiling(X, hidden, args.epochs),
-                          "fnn_core_1": lambda: one_thread(time_fnn_core, X, y, hidden, activation, args.epochs),
-                          "ceiling_1": lambda: one_thread(time_matmul_ceiling, X, hidden, args.epochs)}
+            contenders = {
+                "fnn_core": lambda: time_fnn_core(X, y, hidden, activation, args.epochs),
+                "sklearn": lambda: time_sklearn(X, y, hidden, activation, args.epochs),
+                "ceiling": lambda: time_matmul_ceiling(X, hidden, args.epochs),
+                "fnn_core_1": lambda: one_thread(time_fnn_core, X, y, hidden, activation, args.epochs),
+                "ceiling_1": lambda: one_thread(time_matmul_ceiling, X, hidden, args.epochs),
+            }
             if use_torch:
                 contenders["torch"] = lambda: time_torch(X, y, hidden, activation, args.epochs)
             timings = {name: [] for name in contenders}

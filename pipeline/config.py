@@ -19,11 +19,11 @@ from typing import ClassVar, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+import pipeline.parallel  # noqa: F401  (registers the fnn_sweep_workers resolver the launcher config uses)
 from fnn_core import ACTIVATIONS, INIT_CHOICES, OPTIMIZERS
 from fnn_core.network import DTYPES
-from pipeline.data import DATASETS
 from pipeline.constraints import ConfigError, Flag, Interval, Options, Text, check_fields
-import pipeline.parallel  # noqa: F401  (registers the fnn_sweep_workers resolver the launcher config uses)
+from pipeline.data import DATASETS
 
 TARGET_TRANSFORMS = ("none", "log", "standardize")
 
@@ -127,14 +127,22 @@ class OptimizerConfig(Checked):
         "name": Options(OPTIMIZERS),
         "lr": POSITIVE,
         "weight_decay": Interval(float, 0, None, closed="left", message="must be a finite number >= 0"),
-        "clip_norm": Interval(float, 0, None, closed="neither", optional=True,
-                              message="must be a positive number, or null for no clipping"),
+        "clip_norm": Interval(
+            float,
+            0,
+            None,
+            closed="neither",
+            optional=True,
+            message="must be a positive number, or null for no clipping",
+        ),
     }
 
     def check(self):
         if OPTIMIZER_SCHEMAS.get(self.name, type(self)) is not type(self):
-            raise ConfigError(f"optimizer.name={self.name!r} does not fit this optimizer's settings; "
-                              f"choose the optimizer with optimizer={self.name}")
+            raise ConfigError(
+                f"optimizer.name={self.name!r} does not fit this optimizer's settings; "
+                f"choose the optimizer with optimizer={self.name}"
+            )
 
     def options(self):
         """Keyword arguments for the fnn_core optimizer named ``name``."""
@@ -148,9 +156,11 @@ class SGDConfig(OptimizerConfig):
     momentum: float = 0.0
     nesterov: bool = False
 
-    constraints: ClassVar[dict] = {**OptimizerConfig.constraints,
-                   "momentum": Interval(float, 0, 1, closed="left"),
-                   "nesterov": Flag()}
+    constraints: ClassVar[dict] = {
+        **OptimizerConfig.constraints,
+        "momentum": Interval(float, 0, 1, closed="left"),
+        "nesterov": Flag(),
+    }
 
     def check(self):
         super().check()
@@ -166,10 +176,12 @@ class AdamConfig(OptimizerConfig):
     beta2: float = 0.999
     eps: float = 1e-8
 
-    constraints: ClassVar[dict] = {**OptimizerConfig.constraints,
-                   "beta1": Interval(float, 0, 1, closed="left"),
-                   "beta2": Interval(float, 0, 1, closed="left"),
-                   "eps": POSITIVE}
+    constraints: ClassVar[dict] = {
+        **OptimizerConfig.constraints,
+        "beta1": Interval(float, 0, 1, closed="left"),
+        "beta2": Interval(float, 0, 1, closed="left"),
+        "eps": POSITIVE,
+    }
 
 
 OPTIMIZER_SCHEMAS = {"sgd": SGDConfig, "adam": AdamConfig}  # one per fnn_core optimizer
@@ -190,8 +202,9 @@ class TrainConfig(Checked):
         "batch_size": Interval(int, 1, None, message="must be >= 1"),
         "seed": Interval(int, 0, SEED_MAX, message=f"must be an integer in [0, {SEED_MAX}]"),
         "val_fraction": Interval(float, 0, 1, closed="left"),
-        "early_stopping_patience": Interval(int, 1, None, optional=True,
-                                            message="must be >= 1, or null for no early stopping"),
+        "early_stopping_patience": Interval(
+            int, 1, None, optional=True, message="must be >= 1, or null for no early stopping"
+        ),
         "dtype": Options(DTYPES),
     }
 
@@ -205,8 +218,9 @@ class ComputeConfig(Checked):
     blas_threads: Optional[int] = None  # BLAS threads in each job; None: usable cores / jobs running at once
 
     group: ClassVar[str] = "compute"
-    constraints: ClassVar[dict] = {"blas_threads": Interval(int, 1, None, optional=True,
-                                            message="must be >= 1, or null for cores / jobs at once")}
+    constraints: ClassVar[dict] = {
+        "blas_threads": Interval(int, 1, None, optional=True, message="must be >= 1, or null for cores / jobs at once")
+    }
 
 
 @dataclass
@@ -223,13 +237,16 @@ class MlflowConfig(Checked):
 
     group: ClassVar[str] = "mlflow"
     constraints: ClassVar[dict] = {
-        "tracking_uri": Text(pattern=r"[A-Za-z][A-Za-z0-9+.-]*:.+",
-                             message="must be a URI such as sqlite:///PATH/mlflow.db or http://HOST:5000"),
+        "tracking_uri": Text(
+            pattern=r"[A-Za-z][A-Za-z0-9+.-]*:.+",
+            message="must be a URI such as sqlite:///PATH/mlflow.db or http://HOST:5000",
+        ),
         "experiment_name": Text(max_length=MAX_NAME_LENGTH),
         "artifact_location": Text(optional=True),
         "log_model": Flag(),
-        "stale_after_s": Interval(float, 0, math.inf, closed="right",
-                                  message="must be a positive number of seconds, or inf (never)"),
+        "stale_after_s": Interval(
+            float, 0, math.inf, closed="right", message="must be a positive number of seconds, or inf (never)"
+        ),
     }
 
 
@@ -253,8 +270,12 @@ class ReportConfig(Checked):
         "out_dir": Text(),
         "sweep_id": Text(optional=True, max_length=MAX_NAME_LENGTH),
         "after_sweep": Flag(),
-        "register_best": Text(optional=True, max_length=MAX_NAME_LENGTH, pattern=MODEL_NAME_PATTERN,
-                              message="a model name cannot contain '/' or ':' nor be '.' or '..'"),
+        "register_best": Text(
+            optional=True,
+            max_length=MAX_NAME_LENGTH,
+            pattern=MODEL_NAME_PATTERN,
+            message="a model name cannot contain '/' or ':' nor be '.' or '..'",
+        ),
     }
 
 
@@ -284,8 +305,19 @@ class ReportAppConfig(Checked):
     constraints: ClassVar[dict] = {}  # the groups check their own fields
 
 
-SCHEMAS = (DatasetConfig, ModelConfig, SGDConfig, AdamConfig, TrainConfig, ComputeConfig, MlflowConfig,
-           SweepConfig, ReportConfig, Config, ReportAppConfig)
+SCHEMAS = (
+    DatasetConfig,
+    ModelConfig,
+    SGDConfig,
+    AdamConfig,
+    TrainConfig,
+    ComputeConfig,
+    MlflowConfig,
+    SweepConfig,
+    ReportConfig,
+    Config,
+    ReportAppConfig,
+)
 
 
 def register_configs():

@@ -47,14 +47,17 @@ class Interval:
         elif math.isinf(value):  # only +inf, and only where the interval says it means something
             inside = value > 0 and self.high == math.inf and right
         else:
-            inside = ((self.low is None or (value >= self.low if left else value > self.low))
-                      and (self.high in (None, math.inf) or (value <= self.high if right else value < self.high)))
+            inside = (self.low is None or (value >= self.low if left else value > self.low)) and (
+                self.high in (None, math.inf) or (value <= self.high if right else value < self.high)
+            )
         return None if inside else (self.message or self.describe())
 
     def describe(self):
         if self.low is not None and self.high not in (None, math.inf):
-            return (f"must be in {'[' if self.closed in ('both', 'left') else '('}{self.low:g}, "
-                    f"{self.high:g}{']' if self.closed in ('both', 'right') else ')'}")
+            return (
+                f"must be in {'[' if self.closed in ('both', 'left') else '('}{self.low:g}, "
+                f"{self.high:g}{']' if self.closed in ('both', 'right') else ')'}"
+            )
         kind = "an integer" if self.type is int else "a finite number"
         if self.low is None:
             return f"must be {kind}"

@@ -111,8 +111,10 @@ def _run(main):
             _close_open_work(f"the command failed: {one_line(exc)}", "FAILED")
             raise
         _close_open_work(reason, "FAILED")
-        print(f"error: {reason}; the same command resumes the sweep (finished jobs are not trained again)",
-              file=sys.stderr)
+        print(
+            f"error: {reason}; the same command resumes the sweep (finished jobs are not trained again)",
+            file=sys.stderr,
+        )
         sys.exit(EXIT_JOBS_FAILED)
     else:
         if termination.signum is not None:  # a signal after the last check (while the report was written)
@@ -140,7 +142,7 @@ def _worker_died(error):
 
 
 # What is open and must not outlive the command unended (a sweep's parent run, a single run).
-_open_work = []
+_open_work: list = []
 
 
 def close_on_exit(closer):

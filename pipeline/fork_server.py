@@ -17,8 +17,19 @@ import os
 
 PRELOAD = ["pipeline.worker_imports"]
 # Command-line flags after which Hydra prints or exits instead of sweeping.
-NOT_A_SWEEP = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-p", "--package",
-               "--shell-completion", "-sc")
+NOT_A_SWEEP = (
+    "-h",
+    "--help",
+    "--hydra-help",
+    "-c",
+    "--cfg",
+    "-i",
+    "--info",
+    "-p",
+    "--package",
+    "--shell-completion",
+    "-sc",
+)
 
 
 def available():

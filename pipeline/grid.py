@@ -88,16 +88,24 @@ def compose_jobs(config_name, jobs):
     parser, bases, missing = OverridesParser.create(), {}, object()
     for job in jobs:
         parsed = parser.parse_overrides(list(job))
-        values = [o for o in parsed if o.type == OverrideType.CHANGE and o.package is None
-                  and "." in o.key_or_group and "/" not in o.key_or_group and not o.is_sweep_override()]
+        values = [
+            o
+            for o in parsed
+            if o.type == OverrideType.CHANGE
+            and o.package is None
+            and "." in o.key_or_group
+            and "/" not in o.key_or_group
+            and not o.is_sweep_override()
+        ]
         structure = tuple(o.input_line for o in parsed if o not in values)
         if structure not in bases:
             bases[structure] = compose(config_name, overrides=list(structure))
         config = bases[structure].copy()
         try:
             for override in values:
-                node = OmegaConf.select(config, override.key_or_group, default=missing,
-                                        throw_on_resolution_failure=False)
+                node = OmegaConf.select(
+                    config, override.key_or_group, default=missing, throw_on_resolution_failure=False
+                )
                 if node is missing or isinstance(node, Container):
                     raise KeyError(override.key_or_group)
                 OmegaConf.update(config, override.key_or_group, override.value(), merge=True)

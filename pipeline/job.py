@@ -9,12 +9,11 @@ reused worker process or on another machine.
 import logging
 import math
 import time
-from importlib import resources
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
-
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
@@ -30,7 +29,7 @@ from pipeline.tracking.model import log_pyfunc_model
 log = logging.getLogger("pipeline")
 
 # Jobs run one after another in one process (basic launcher, reused workers): keep the last dataset.
-_datasets = {}
+_datasets: dict = {}
 
 
 class TrainingDiverged(RuntimeError):
@@ -56,10 +55,12 @@ class JobContext:
             return cls()
         hydra_cfg = HydraConfig.get()
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
-        return cls(sweep_dir=str(hydra_cfg.sweep.dir) if multirun else None,
-                   number=hydra_cfg.job.get("num") if multirun else None,
-                   log_file=Path(hydra_cfg.runtime.output_dir) / f"{hydra_cfg.job.name}.log",
-                   choices={k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")})
+        return cls(
+            sweep_dir=str(hydra_cfg.sweep.dir) if multirun else None,
+            number=hydra_cfg.job.get("num") if multirun else None,
+            log_file=Path(hydra_cfg.runtime.output_dir) / f"{hydra_cfg.job.name}.log",
+            choices={k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")},
+        )
 
 
 def dataset_key(settings):
@@ -82,15 +83,19 @@ def check_fits(settings, data):
     sample (after the validation split), and the network trains in this machine's memory."""
     train_cfg = settings.train
     if train_cfg.batch_size > len(data.X_train):
-        raise ConfigError(f"train.batch_size={train_cfg.batch_size} is not valid: {data.name} has "
-                          f"{len(data.X_train)} training samples after the validation split; "
-                          f"choose at most {len(data.X_train)}{_preset_hint(data.name, ' (or ', ')')}")
+        raise ConfigError(
+            f"train.batch_size={train_cfg.batch_size} is not valid: {data.name} has "
+            f"{len(data.X_train)} training samples after the validation split; "
+            f"choose at most {len(data.X_train)}{_preset_hint(data.name, ' (or ', ')')}"
+        )
     need, have = training_bytes(settings, data), machine.memory_bytes()
     if have and need > have:
         model = settings.model
-        raise ConfigError(f"model.hidden_neurons={model.hidden_neurons} (x{model.hidden_layers} layers) is not valid "
-                          f"on {data.name}: training needs about {need / 2**30:.0f} GiB, this machine has "
-                          f"{have / 2**30:.0f} GiB; choose a smaller width")
+        raise ConfigError(
+            f"model.hidden_neurons={model.hidden_neurons} (x{model.hidden_layers} layers) is not valid "
+            f"on {data.name}: training needs about {need / 2**30:.0f} GiB, this machine has "
+            f"{have / 2**30:.0f} GiB; choose a smaller width"
+        )
 
 
 def training_bytes(settings, data):
@@ -182,16 +187,20 @@ def run(cfg):
         return math.nan
     if not job.in_sweep:
         failure.closed(closing_line)
-        log.info(f"run {active.info.run_id} in {store.shown(cfg.mlflow.tracking_uri)}; "
-                 f"see it: {store.ui_command(cfg.mlflow.tracking_uri)}, then open "
-                 f"{store.runs_page(cfg.mlflow.tracking_uri, active.info.experiment_id, active.info.run_id)}")
+        log.info(
+            f"run {active.info.run_id} in {store.shown(cfg.mlflow.tracking_uri)}; "
+            f"see it: {store.ui_command(cfg.mlflow.tracking_uri)}, then open "
+            f"{store.runs_page(cfg.mlflow.tracking_uri, active.info.experiment_id, active.info.run_id)}"
+        )
     return result
 
 
 def _stopped_line(label, run_id):
     """A single run's closing line when the command ends before the run does (a signal)."""
+
     def closer(reason, status):
         log.info(f"{label} run {run_id} ended {status}: {reason}; the same command trains it again")
+
     return closer
 
 
@@ -249,9 +258,16 @@ def _train_and_log(settings, data, resolved, label, job, phases):
 
     start = time.perf_counter()
     with termination.interruptible():
-        history = net.fit(data.X_train, data.y_train, epochs=epochs, batch_size=settings.train.batch_size,
-                          optimizer=optimizer, validation_data=validation, callbacks=[on_epoch_end],
-                          patience=settings.train.early_stopping_patience)
+        history = net.fit(
+            data.X_train,
+            data.y_train,
+            epochs=epochs,
+            batch_size=settings.train.batch_size,
+            optimizer=optimizer,
+            validation_data=validation,
+            callbacks=[on_epoch_end],
+            patience=settings.train.early_stopping_patience,
+        )
     training_time = time.perf_counter() - start - callback_seconds
     if history.diverged:
         raise TrainingDiverged(_divergence_hint(history.stop_reason, settings, job))
@@ -278,8 +294,11 @@ def _train_and_log(settings, data, resolved, label, job, phases):
 
 def _divergence_hint(reason, settings, job):
     """The stop reason and what to try: a smaller lr, or the dataset's tuned preset when it has one."""
-    preset = "" if job.choices.get("experiment") == settings.dataset.name else _preset_hint(
-        settings.dataset.name, ", or ", "")
+    preset = (
+        ""
+        if job.choices.get("experiment") == settings.dataset.name
+        else _preset_hint(settings.dataset.name, ", or ", "")
+    )
     return f"{reason}; try a smaller optimizer.lr (it was {settings.optimizer.lr:g}){preset}"
 
 

@@ -21,15 +21,23 @@ def blas_info():
         from threadpoolctl import threadpool_info
     except ImportError:
         return "unknown"
-    return "; ".join(f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
-                     for i in threadpool_info() if i["user_api"] == "blas") or "unknown"
+    return (
+        "; ".join(
+            f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
+            for i in threadpool_info()
+            if i["user_api"] == "blas"
+        )
+        or "unknown"
+    )
 
 
 def machine_summary():
     import numpy as np
 
-    return (f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"NumPy {np.__version__}, BLAS: {blas_info()}")
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"NumPy {np.__version__}, BLAS: {blas_info()}"
+    )
 
 
 def memory_bytes():

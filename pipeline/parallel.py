@@ -55,8 +55,9 @@ def check_launcher(launcher_config):
 
     n_jobs = (launcher_config or {}).get("n_jobs", 1)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or not (n_jobs >= 1 or n_jobs == -1):
-        raise ConfigError(f"hydra.launcher.n_jobs={n_jobs} is not valid: must be a number of workers >= 1, "
-                          "or -1 for one per core")
+        raise ConfigError(
+            f"hydra.launcher.n_jobs={n_jobs} is not valid: must be a number of workers >= 1, or -1 for one per core"
+        )
 
 
 def blas_threads(configured, jobs_at_once):

@@ -22,15 +22,19 @@ def hydra_app(cfg):
         store.probe(settings.mlflow.tracking_uri)  # a server that does not answer: one line, within seconds
         experiment_id = store.existing_experiment(settings.mlflow)  # never creates a store or an experiment
         if experiment_id is None:
-            raise ReportError(f"no experiment '{settings.mlflow.experiment_name}' in "
-                              f"{store.shown(settings.mlflow.tracking_uri)}")
+            raise ReportError(
+                f"no experiment '{settings.mlflow.experiment_name}' in {store.shown(settings.mlflow.tracking_uri)}"
+            )
     except failure.InputError as exc:
         failure.abort(exc)
     reaped = reaper.reap(experiment_id, settings.mlflow.stale_after_s)
     for name, run_id, reason in reaped:
         log.info(f"{name} ({run_id}): RUNNING -> KILLED, {reason}")
-    log.info(f"{len(reaped)} run(s) reaped in experiment '{settings.mlflow.experiment_name}'"
-             if reaped else "nothing to reap: every RUNNING run has a live process or a recent heartbeat")
+    log.info(
+        f"{len(reaped)} run(s) reaped in experiment '{settings.mlflow.experiment_name}'"
+        if reaped
+        else "nothing to reap: every RUNNING run has a live process or a recent heartbeat"
+    )
 
 
 def main():

@@ -14,6 +14,9 @@ from pipeline.tracking import layout
 
 def config_hash(resolved_config):
     """16 hex digits of SHA-256 over the result-relevant config values, order-independent."""
-    params = {key: value for key, value in layout.job_params(resolved_config).items()
-              if key not in layout.PARAM_ALIASES and not result_neutral(key)}
+    params = {
+        key: value
+        for key, value in layout.job_params(resolved_config).items()
+        if key not in layout.PARAM_ALIASES and not result_neutral(key)
+    }
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -17,8 +17,8 @@ from hydra.experimental.callback import Callback
 from pipeline import failure, parallel
 from pipeline.config import validate
 from pipeline.data import load_dataset
-from pipeline.job import check_fits, dataset_key
 from pipeline.grid import app_overrides, compose_jobs, is_grid_sweeper, job_overrides
+from pipeline.job import check_fits, dataset_key
 from pipeline.progress import SweepProgress
 from pipeline.report.publish import check_out_dir
 from pipeline.termination import termination
@@ -103,12 +103,19 @@ class SweepTracking(Callback):
         overrides = " ".join(config.hydra.overrides.task) or "(none)"
         at_once = parallel.jobs_at_once(config.hydra.get("launcher"))
         self.parent_run_id = runs.start_sweep(
-            experiment_id, self.sweep_id, str(config.hydra.sweep.dir), planned, at_once,
-            f"{planned or 'sweeper-defined'} jobs; overrides: {overrides}")
+            experiment_id,
+            self.sweep_id,
+            str(config.hydra.sweep.dir),
+            planned,
+            at_once,
+            f"{planned or 'sweeper-defined'} jobs; overrides: {overrides}",
+        )
         self.parent_open = True
         failure.close_on_exit(self._end_open_sweep)
-        log.info(f"Sweep {self.sweep_id}: {planned or 'sweeper-defined'} jobs, {at_once} at a time, "
-                 f"experiment '{self.experiment_name}' in {store.shown(self.tracking_uri)}")
+        log.info(
+            f"Sweep {self.sweep_id}: {planned or 'sweeper-defined'} jobs, {at_once} at a time, "
+            f"experiment '{self.experiment_name}' in {store.shown(self.tracking_uri)}"
+        )
         self.progress = SweepProgress(self.parent_run_id, planned).start()
 
     def on_multirun_end(self, config, **kwargs):
@@ -122,9 +129,14 @@ class SweepTracking(Callback):
         report_dir = self._write_report(config) if config.report.after_sweep else None
         if config.report.register_best:
             self._register_best(config.report.register_best)
-        log.info(f"Runs: {store.shown(self.tracking_uri)} (experiment '{self.experiment_name}', parent run '{self.sweep_id}')")
-        log.info(f"See them: {store.ui_command(self.tracking_uri)}, then open "
-                 f"{store.runs_page(self.tracking_uri, self.experiment_id)} and expand '{self.sweep_id}'")
+        log.info(
+            f"Runs: {store.shown(self.tracking_uri)} "
+            f"(experiment '{self.experiment_name}', parent run '{self.sweep_id}')"
+        )
+        log.info(
+            f"See them: {store.ui_command(self.tracking_uri)}, then open "
+            f"{store.runs_page(self.tracking_uri, self.experiment_id)} and expand '{self.sweep_id}'"
+        )
         if report_dir is not None:
             log.info(f"Report: {report_dir}/report.md")
         failed = jobs[jobs["status"] != "FINISHED"]
@@ -142,9 +154,11 @@ class SweepTracking(Callback):
         runs.end_sweep(self.parent_run_id, "FINISHED" if failed.empty else "FAILED", {**counts, "REUSED": reused})
         self.parent_open = False
 
-        log.info(f"Sweep {self.sweep_id} done: {len(jobs)} jobs, "
-                 + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-                 + (f" ({reused} reused: finished before, not trained again)" if reused else ""))
+        log.info(
+            f"Sweep {self.sweep_id} done: {len(jobs)} jobs, "
+            + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            + (f" ({reused} reused: finished before, not trained again)" if reused else "")
+        )
         for row in failed.itertuples():
             log.info(f"  {row.run_name}: {row.status} ({row.failure_reason or 'no reason recorded'})")
         return jobs
@@ -164,9 +178,11 @@ class SweepTracking(Callback):
     def _register_best(self, name):
         from pipeline.report import register_best_model
 
-        _after_the_runs(lambda: register_best_model(self.tracking_uri, self.experiment_name, self.sweep_id, name),
-                        "model not registered",
-                        f"python -m pipeline.report report.sweep_id={self.sweep_id} report.register_best={name}")
+        _after_the_runs(
+            lambda: register_best_model(self.tracking_uri, self.experiment_name, self.sweep_id, name),
+            "model not registered",
+            f"python -m pipeline.report report.sweep_id={self.sweep_id} report.register_best={name}",
+        )
 
     def _end_open_sweep(self, reason, status):
         """The command ends before the sweep's summary (a signal, an error): end the parent run ``status``
@@ -181,7 +197,9 @@ class SweepTracking(Callback):
         counts = runs.sweep_jobs(self.parent_run_id)["status"].value_counts().to_dict()
         jobs = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no job had started"
         if status == "KILLED":
-            log.info(f"Sweep {self.sweep_id} stopped by {termination.signal_name()}: {jobs}; "
-                     "the same command resumes it (finished jobs are not trained again)")
+            log.info(
+                f"Sweep {self.sweep_id} stopped by {termination.signal_name()}: {jobs}; "
+                "the same command resumes it (finished jobs are not trained again)"
+            )
         else:
             log.error(f"Sweep {self.sweep_id} ended {status} ({jobs}): {reason}; the same command resumes it")

@@ -34,15 +34,25 @@ LAUNCHERS = {"parallel": [], "sequential": ["hydra/launcher=basic"]}
 
 
 def default_dataset():
-    installed = any(all((Path(d) / f).is_file() for f in IDX_FILES.values())
-                    for d in IDX_SOURCES["fashion_mnist"].system_dirs)
+    installed = any(
+        all((Path(d) / f).is_file() for f in IDX_FILES.values()) for d in IDX_SOURCES["fashion_mnist"].system_dirs
+    )
     return "fashion_mnist" if installed else "mnist"
 
 
 def run_sweep(home, dataset, data_dir, epochs, launcher_overrides, extra):
     """Run the sweep in ``home``; returns (wall seconds, command start as epoch seconds, its output)."""
-    command = [sys.executable, "-m", "pipeline", "-m", f"dataset={dataset}", f"train.epochs={epochs}",
-               *([f"dataset.dir={data_dir}"] if data_dir else []), *launcher_overrides, *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "-m",
+        f"dataset={dataset}",
+        f"train.epochs={epochs}",
+        *([f"dataset.dir={data_dir}"] if data_dir else []),
+        *launcher_overrides,
+        *extra,
+    ]
     env = {**os.environ, "FNN_SWEEP_HOME": str(home)}
     started, clock = time.time(), time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -66,12 +76,16 @@ def breakdown(home, wall, started):
     phases = {phase: seconds(metric) for phase, metric in layout.PHASE_METRICS.items()}
     workers = len(set(zip(jobs["hostname"], jobs["pid"])))  # processes that ran jobs
     return {
-        "wall": wall, "jobs": len(jobs), "workers": workers,
-        "training sum": training.sum(), "training max": training.max(),
+        "wall": wall,
+        "jobs": len(jobs),
+        "workers": workers,
+        "training sum": training.sum(),
+        "training max": training.max(),
         "start-up (command start to first job's run)": starts.min() - started,
         "data loading in jobs (sum)": phases["data"],
-        "tracking in jobs: run, params, epoch metrics, results (sum)":
-            (spans - training).sum() - phases["artifacts"] - phases["model"],
+        "tracking in jobs: run, params, epoch metrics, results (sum)": (spans - training).sum()
+        - phases["artifacts"]
+        - phases["model"],
         "figures and confusion matrix (sum)": phases["artifacts"],
         "model logging (sum)": phases["model"],
         "report": float(parent.get(layout.SWEEP_REPORT_TIME, float("nan"))),
@@ -80,18 +94,26 @@ def breakdown(home, wall, started):
 
 
 def markdown(results, dataset, epochs):
-    lines = ["# Sweep benchmark: the default grid end to end", "",
-             f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m pipeline.sweep_benchmark`.",
-             f"Dataset {dataset}, {epochs} epochs, 12 jobs (activation x width), tracking, models and report "
-             f"included. Machine: {machine_summary()}, {usable_cores()} usable cores.", "",
-             "| seconds | " + " | ".join(results) + " |", "| --- |" + " ---: |" * len(results)]
+    lines = [
+        "# Sweep benchmark: the default grid end to end",
+        "",
+        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m pipeline.sweep_benchmark`.",
+        f"Dataset {dataset}, {epochs} epochs, 12 jobs (activation x width), tracking, models and report "
+        f"included. Machine: {machine_summary()}, {usable_cores()} usable cores.",
+        "",
+        "| seconds | " + " | ".join(results) + " |",
+        "| --- |" + " ---: |" * len(results),
+    ]
     keys = list(next(iter(results.values())))
     for key in keys:
         cells = [f"{r[key]:.0f}" if key in ("jobs", "workers") else f"{r[key]:.2f}" for r in results.values()]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    lines += ["", "Sums add up over jobs that ran at once; with W workers the critical path is about sum / W.",
-              "The machine's load during the run changes every figure: compare rows within one run of this "
-              "command.", ""]
+    lines += [
+        "",
+        "Sums add up over jobs that ran at once; with W workers the critical path is about sum / W.",
+        "The machine's load during the run changes every figure: compare rows within one run of this command.",
+        "",
+    ]
     return "\n".join(lines)
 
 

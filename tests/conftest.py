@@ -7,8 +7,12 @@ import pytest
 
 from helpers import REPO, mlflow_server
 
-MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 def _candidate_mnist_dirs():
@@ -18,7 +22,8 @@ def _candidate_mnist_dirs():
     yield REPO.parent / "shared" / "data" / "mnist-offline"
     # A user's clone: the MNIST cache the pipeline downloads into.
     cache = os.environ.get("FNN_SWEEP_DATA_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "fnn-sweep")
+        os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "fnn-sweep"
+    )
     yield Path(cache) / "mnist"
 
 
@@ -30,8 +35,11 @@ def mnist_dir():
         if all((directory / name).is_file() for name in MNIST_FILES):
             return directory
         tried.append(str(directory))
-    pytest.skip("no MNIST IDX files found (looked in: " + ", ".join(tried)
-                + "); set FNN_SWEEP_TEST_MNIST to a directory holding them")
+    pytest.skip(
+        "no MNIST IDX files found (looked in: "
+        + ", ".join(tried)
+        + "); set FNN_SWEEP_TEST_MNIST to a directory holding them"
+    )
 
 
 @pytest.fixture(scope="session")

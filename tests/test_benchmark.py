@@ -7,12 +7,28 @@ from helpers import REPO, run_pipeline
 pytestmark = pytest.mark.slow  # the real benchmark command
 
 
-@pytest.mark.readme('python -m pipeline.benchmark')
+@pytest.mark.readme("python -m pipeline.benchmark")
 def test_benchmark_writes_a_row_per_config(tmp_path, mnist_dir):
     out = tmp_path / "benchmark.md"
-    result = run_pipeline(tmp_path, "--epochs", "1", "--repeats", "1", "--hidden", "8", "16", "--activations",
-                          "relu", "tanh", "--no-torch", "--data-dir", str(mnist_dir), "--out", str(out),
-                          module="pipeline.benchmark")
+    result = run_pipeline(
+        tmp_path,
+        "--epochs",
+        "1",
+        "--repeats",
+        "1",
+        "--hidden",
+        "8",
+        "16",
+        "--activations",
+        "relu",
+        "tanh",
+        "--no-torch",
+        "--data-dir",
+        str(mnist_dir),
+        "--out",
+        str(out),
+        module="pipeline.benchmark",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in out.read_text().splitlines() if line.startswith(("| relu", "| tanh"))]
     assert len(rows) == 4
@@ -31,15 +47,31 @@ def test_benchmark_without_data_is_one_line(tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("error: dataset.dir=")
 
 
-@pytest.mark.readme('python -m pipeline.sweep_benchmark')
+@pytest.mark.readme("python -m pipeline.sweep_benchmark")
 def test_sweep_benchmark_accounts_for_the_wall_time(tmp_path):
     out = tmp_path / "sweep_benchmark.md"
-    result = run_pipeline(tmp_path, "--dataset", "digits", "--epochs", "1", "--launchers", "parallel", "--out", str(out),
-                          "mlflow.log_model=false", module="pipeline.sweep_benchmark")
+    result = run_pipeline(
+        tmp_path,
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--launchers",
+        "parallel",
+        "--out",
+        str(out),
+        "mlflow.log_model=false",
+        module="pipeline.sweep_benchmark",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = {cells[0]: float(cells[1]) for cells in
-            ([c.strip() for c in line.strip("|").split("|")] for line in out.read_text().splitlines()
-             if line.startswith("| ") and not line.startswith(("| seconds", "| ---")))}
+    rows = {
+        cells[0]: float(cells[1])
+        for cells in (
+            [c.strip() for c in line.strip("|").split("|")]
+            for line in out.read_text().splitlines()
+            if line.startswith("| ") and not line.startswith(("| seconds", "| ---"))
+        )
+    }
     assert rows["jobs"] == 12 and 1 <= rows["workers"] <= 2
     assert 0 <= rows["training max"] <= rows["training sum"] < rows["wall"]
     # The parts it names fit inside the wall time, and start-up is real time before the first run.

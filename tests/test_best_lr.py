@@ -18,17 +18,31 @@ STUDY_LRS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
 
 def runs(*rows):
     """A ``layout.read_runs``-shaped frame from (width, activation, lr, seed, val_accuracy, test_accuracy, status)."""
-    return pd.DataFrame(rows, columns=[layout.HIDDEN_NEURONS, layout.ACTIVATION, layout.LR, layout.SEED,
-                                       "val_accuracy", layout.TEST_ACCURACY, "status"])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            layout.HIDDEN_NEURONS,
+            layout.ACTIVATION,
+            layout.LR,
+            layout.SEED,
+            "val_accuracy",
+            layout.TEST_ACCURACY,
+            "status",
+        ],
+    )
 
 
 def test_the_lr_is_chosen_on_validation_even_where_test_would_choose_another():
     jobs = runs(  # relu-8: lr 0.01 is best on validation, lr 0.1 on test
-        (8, "relu", 0.01, 0, 0.90, 0.80, "FINISHED"), (8, "relu", 0.01, 1, 0.92, 0.82, "FINISHED"),
-        (8, "relu", 0.1, 0, 0.85, 0.95, "FINISHED"), (8, "relu", 0.1, 1, 0.87, 0.97, "FINISHED"),
+        (8, "relu", 0.01, 0, 0.90, 0.80, "FINISHED"),
+        (8, "relu", 0.01, 1, 0.92, 0.82, "FINISHED"),
+        (8, "relu", 0.1, 0, 0.85, 0.95, "FINISHED"),
+        (8, "relu", 0.1, 1, 0.87, 0.97, "FINISHED"),
         # tanh-8: a tie on validation goes to the smaller lr; a FAILED run counts for nothing
-        (8, "tanh", 0.01, 0, 0.70, 0.60, "FINISHED"), (8, "tanh", 0.1, 0, 0.70, 0.90, "FINISHED"),
-        (8, "tanh", 0.3, 0, 0.99, 0.99, "FAILED"))
+        (8, "tanh", 0.01, 0, 0.70, 0.60, "FINISHED"),
+        (8, "tanh", 0.1, 0, 0.70, 0.90, "FINISHED"),
+        (8, "tanh", 0.3, 0, 0.99, 0.99, "FAILED"),
+    )
     table, activations = best_lr_table(lr_cells(jobs, [layout.LR], ACCURACY_TABLE), [], ACCURACY_TABLE)
     assert activations == ["relu", "tanh"]
     row = table.iloc[0]
@@ -37,8 +51,11 @@ def test_the_lr_is_chosen_on_validation_even_where_test_would_choose_another():
 
 
 def test_a_cell_without_validation_scores_is_missing_not_chosen_on_test():
-    jobs = runs((8, "relu", 0.01, 0, np.nan, 0.8, "FINISHED"), (8, "relu", 0.1, 0, np.nan, 0.9, "FINISHED"),
-                (8, "tanh", 0.1, 0, 0.5, 0.6, "FINISHED"))
+    jobs = runs(
+        (8, "relu", 0.01, 0, np.nan, 0.8, "FINISHED"),
+        (8, "relu", 0.1, 0, np.nan, 0.9, "FINISHED"),
+        (8, "tanh", 0.1, 0, 0.5, 0.6, "FINISHED"),
+    )
     table, _ = best_lr_table(lr_cells(jobs, [layout.LR], ACCURACY_TABLE), [], ACCURACY_TABLE)
     assert np.isnan(table.loc[0, "relu"]) and np.isnan(table.loc[0, "relu_lr"]) and table.loc[0, "tanh_lr"] == 0.1
 
@@ -55,9 +72,18 @@ def test_the_lr_study_presets_sweep_six_learning_rates(preset, init, batch_size)
 
 @pytest.mark.slow
 def test_a_real_lr_sweep_reports_the_validation_best_lr_per_cell(home):
-    result = run_pipeline(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=8,16",
-                          "optimizer.lr=0.03,0.3", "train.seed=0,1", "train.epochs=2", "quiet=true",
-                          "mlflow.log_model=false")
+    result = run_pipeline(
+        home,
+        "-m",
+        "dataset=digits",
+        "model.activation=relu,tanh",
+        "model.hidden_neurons=8,16",
+        "optimizer.lr=0.03,0.3",
+        "train.seed=0,1",
+        "train.epochs=2",
+        "quiet=true",
+        "mlflow.log_model=false",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
     jobs = jobs_of(mlflow.search_runs(experiment_names=["fnn-sweep"]))
@@ -66,10 +92,15 @@ def test_a_real_lr_sweep_reports_the_validation_best_lr_per_cell(home):
     assert list(table.columns) == ["hidden_neurons", "relu", "relu_lr", "tanh", "tanh_lr"]
     for _, row in table.iterrows():
         for activation in ("relu", "tanh"):
-            cell = jobs[(jobs["params.hidden_neurons"] == str(int(row["hidden_neurons"])))
-                        & (jobs["params.activation"] == activation)]
-            per_lr = cell.assign(lr=cell["params.lr"].astype(float)).groupby("lr")[
-                ["metrics.val_accuracy", "metrics.test_accuracy"]].mean()
+            cell = jobs[
+                (jobs["params.hidden_neurons"] == str(int(row["hidden_neurons"])))
+                & (jobs["params.activation"] == activation)
+            ]
+            per_lr = (
+                cell.assign(lr=cell["params.lr"].astype(float))
+                .groupby("lr")[["metrics.val_accuracy", "metrics.test_accuracy"]]
+                .mean()
+            )
             best = per_lr["metrics.val_accuracy"].max()
             expected_lr = min(per_lr.index[per_lr["metrics.val_accuracy"] == best])
             assert row[f"{activation}_lr"] == expected_lr

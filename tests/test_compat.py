@@ -23,7 +23,8 @@ def test_loky_can_be_told_to_fork_from_our_server():
     from joblib.externals.loky.backend import context
 
     assert "force" in inspect.signature(context.set_start_method).parameters, moved(
-        "joblib", "loky's context.set_start_method(force=)")
+        "joblib", "loky's context.set_start_method(force=)"
+    )
     previous = context.get_start_method()
     try:
         assert compat.loky_forks_from_server() and context.get_start_method() == "forkserver"
@@ -48,7 +49,8 @@ def test_the_fork_servers_pid_is_where_compat_reads_it():
 
     assert hasattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid"), (
         f"Python {multiprocessing.sys.version.split()[0]}: multiprocessing.forkserver._forkserver."
-        "_forkserver_pid has moved; update pipeline/runtime/compat.py")
+        "_forkserver_pid has moved; update pipeline/runtime/compat.py"
+    )
     compat.kill_forkserver()  # none runs in this process: a no-op, no error
 
 
@@ -56,7 +58,8 @@ def test_mlflow_private_helpers_exist():
     from mlflow.utils import requirements_utils
 
     assert callable(getattr(requirements_utils, "_init_packages_to_modules_map", None)), moved(
-        "mlflow", "requirements_utils._init_packages_to_modules_map")
+        "mlflow", "requirements_utils._init_packages_to_modules_map"
+    )
     compat.warm_mlflow_requirements_map()
     compat.warm_mlflow_sql_store()
     assert compat.dataset_context_tag() == compat.DATASET_CONTEXT_TAG, moved("mlflow", "MLFLOW_DATASET_CONTEXT")
@@ -79,5 +82,6 @@ def test_an_empty_store_has_mlflows_schema_and_no_default_experiment(tmp_path):
         experiments = connection.execute("SELECT COUNT(*) FROM experiments").fetchone()[0]
     connection.close()
     assert {"experiments", "experiment_tags", "runs", "alembic_version"} <= tables, moved(
-        "mlflow", "the SQL store's schema")
+        "mlflow", "the SQL store's schema"
+    )
     assert experiments == 0

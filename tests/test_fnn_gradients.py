@@ -39,8 +39,9 @@ def test_gradients_match_finite_differences(activation, output, depth):
     rng = np.random.default_rng(42)
     X = rng.standard_normal((7, 4))
     y = _targets(output, rng, 7)
-    net = FNN(4, [5] * depth, N_OUTPUTS[output], activation=activation, output=output,
-              init="xavier", seed=1, dtype="float64")
+    net = FNN(
+        4, [5] * depth, N_OUTPUTS[output], activation=activation, output=output, init="xavier", seed=1, dtype="float64"
+    )
     for b in net.biases:  # non-zero biases so bias gradients are exercised through every layer
         b[...] = rng.standard_normal(b.shape) * 0.1
 

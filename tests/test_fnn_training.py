@@ -99,8 +99,14 @@ def test_history_validation_and_callbacks():
     X, y = rng.standard_normal((200, 5)), rng.integers(0, 2, 200)
     seen = []
     net = FNN(5, [4], 2, seed=0)
-    history = net.fit(X, y, epochs=3, batch_size=50, validation_data=(X[:40], y[:40]),
-                      callbacks=[lambda epoch, logs: seen.append((epoch, logs))])
+    history = net.fit(
+        X,
+        y,
+        epochs=3,
+        batch_size=50,
+        validation_data=(X[:40], y[:40]),
+        callbacks=[lambda epoch, logs: seen.append((epoch, logs))],
+    )
     assert [epoch for epoch, _ in seen] == [0, 1, 2]
     assert set(seen[0][1]) == {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s"}
     assert history["val_accuracy"] == [logs["val_accuracy"] for _, logs in seen]
@@ -119,8 +125,9 @@ def test_early_stopping_restores_best_weights():
     X, y = rng.standard_normal((60, 10)), rng.integers(0, 3, 60)
     X_val, y_val = rng.standard_normal((60, 10)), rng.integers(0, 3, 60)  # pure noise: overfits
     net = FNN(10, [64], 3, seed=0)
-    history = net.fit(X, y, epochs=200, batch_size=10, optimizer=SGD(lr=0.5),
-                      validation_data=(X_val, y_val), patience=3)
+    history = net.fit(
+        X, y, epochs=200, batch_size=10, optimizer=SGD(lr=0.5), validation_data=(X_val, y_val), patience=3
+    )
     assert history.epochs < 200 and "early stopping" in history.stop_reason
     assert history.epochs == history.best_epoch + 4
     assert net.evaluate(X_val, y_val)["loss"] == pytest.approx(min(history["val_loss"]), rel=1e-5)
@@ -169,7 +176,9 @@ def test_saturated_network_predicts_without_warnings():
 
 
 def test_fnn_core_imports_only_numpy():
-    code = ("import sys, fnn_core; heavy = {'hydra', 'omegaconf', 'mlflow', 'pandas', 'sklearn', "
-            "'matplotlib', 'scipy', 'torch'}; print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+    code = (
+        "import sys, fnn_core; heavy = {'hydra', 'omegaconf', 'mlflow', 'pandas', 'sklearn', "
+        "'matplotlib', 'scipy', 'torch'}; print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

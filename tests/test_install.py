@@ -12,36 +12,73 @@ from helpers import REPO, mlflow_runs
 pytestmark = pytest.mark.slow  # builds a wheel and a venv (about 40 s with pip's cache warm)
 
 
-@pytest.mark.readme('python3 -m venv .venv && . .venv/bin/activate && pip install -q -e . && python -m pipeline -m')
+@pytest.mark.readme("python3 -m venv .venv && . .venv/bin/activate && pip install -q -e . && python -m pipeline -m")
 def test_a_wheel_in_a_fresh_venv_runs_a_job_outside_the_repository(tmp_path):
     source, wheels, venv, elsewhere = (tmp_path / name for name in ("source", "wheels", "venv", "elsewhere"))
     # Built from a copy: a build writes build/ and *.egg-info beside the sources, never into the checkout.
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "*.egg-info", "__pycache__", "mlflow.db*", "mlartifacts", "outputs", "multirun"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)],
-                   check=True, capture_output=True, timeout=300)
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.egg-info", "__pycache__", "mlflow.db*", "mlartifacts", "outputs", "multirun"
+        ),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     wheel = next(wheels.glob("fnn_sweep-*.whl"))
-    install = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], capture_output=True, text=True,
-                             timeout=900)
+    install = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", str(wheel)], capture_output=True, text=True, timeout=900
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("FNN_SWEEP_HOME", "PYTHONPATH", "VIRTUAL_ENV")}
-    result = subprocess.run([str(venv / "bin" / "python"), "-m", "pipeline", "dataset=digits", "train.epochs=2",
-                             "quiet=true"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pipeline", "dataset=digits", "train.epochs=2", "quiet=true"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     # The configs came with the package; the store and outputs went to the working directory.
     assert (elsewhere / "mlflow.db").is_file() and (elsewhere / "outputs").is_dir()
     runs = mlflow_runs(elsewhere)
     assert list(runs["status"]) == ["FINISHED"] and runs["metrics.test_accuracy"].item() > 0.5
     # A parallel sweep: its workers fork from a server that imports the installed package.
-    sweep = subprocess.run([str(venv / "bin" / "python"), "-m", "pipeline", "-m", "dataset=digits", "train.epochs=2",
-                            "model.activation=relu,tanh", "model.hidden_neurons=16", "quiet=true"], cwd=elsewhere, env=env, capture_output=True,
-                           text=True, timeout=300)
+    sweep = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pipeline",
+            "-m",
+            "dataset=digits",
+            "train.epochs=2",
+            "model.activation=relu,tanh",
+            "model.hidden_neurons=16",
+            "quiet=true",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     jobs = mlflow_runs(elsewhere)
     jobs = jobs[jobs["tags.mlflow.parentRunId"].notna()]  # the sweep's, not the single run above
     assert len(jobs) == 2 and set(jobs["status"]) == {"FINISHED"}
-    imported = subprocess.run([str(venv / "bin" / "python"), "-c", "import pipeline; print(pipeline.__file__)"],
-                              cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout
+    imported = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import pipeline; print(pipeline.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert str(venv) in imported  # the installed copy ran, not the checkout

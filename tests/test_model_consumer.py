@@ -25,9 +25,16 @@ def sweep(tmp_path_factory, mnist_dir):
     from pipeline.data import load_dataset
 
     home = tmp_path_factory.mktemp("home")
-    result = run_pipeline(home, "-m", f"dataset.dir={mnist_dir}", "model.activation=relu,tanh",
-                          "model.hidden_neurons=32", "train.epochs=2", "quiet=true",
-                          f"report.register_best={MODEL_NAME}")
+    result = run_pipeline(
+        home,
+        "-m",
+        f"dataset.dir={mnist_dir}",
+        "model.activation=relu,tanh",
+        "model.hidden_neurons=32",
+        "train.epochs=2",
+        "quiet=true",
+        f"report.register_best={MODEL_NAME}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     data = load_dataset({"name": "mnist", "dir": str(mnist_dir)}, val_fraction=0.1, seed=0)
     return home, result.stdout, jobs_of(mlflow_runs(home)), data
@@ -50,7 +57,10 @@ def test_every_run_logs_its_dataset_as_an_input(sweep):
         assert logged.dataset.name == "mnist" and logged.dataset.digest == digest == data.content_hash()
         profile = json.loads(logged.dataset.profile)
         assert (profile["train_rows"], profile["validation_rows"], profile["test_rows"]) == (
-            len(data.X_train), len(data.X_val), len(data.X_test))
+            len(data.X_train),
+            len(data.X_val),
+            len(data.X_test),
+        )
         assert json.loads(logged.dataset.source)["uri"].endswith("mnist-offline")
         assert {t.key: t.value for t in logged.tags} == {"mlflow.data.context": "training"}
 
@@ -72,8 +82,11 @@ def test_the_model_takes_arrays_and_any_dataframe_and_reproduces_test_accuracy(s
         model.predict(data.X_test[:2], params={"output": "logits"})
 
 
-@pytest.mark.readme('python -m pipeline.report', 'python -m pipeline.report report.register_best=mnist-mlp',
-                    'python -m pipeline -m report.register_best=mnist-mlp')
+@pytest.mark.readme(
+    "python -m pipeline.report",
+    "python -m pipeline.report report.register_best=mnist-mlp",
+    "python -m pipeline -m report.register_best=mnist-mlp",
+)
 def test_the_best_run_by_validation_is_registered(sweep):
     home, stdout, jobs, _ = sweep
     client = MlflowClient(store_uri(home))
@@ -99,12 +112,16 @@ def test_registering_without_models_registers_nothing_and_says_why(tmp_path):
     result = run_pipeline(empty, "report.register_best=xor-best", "report.sweep_id=all", module="pipeline.report")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: no run of all runs of the experiment logged a model (mlflow.log_model=false?); nothing registered")
+        "error: no run of all runs of the experiment logged a model (mlflow.log_model=false?); nothing registered"
+    )
     assert MlflowClient(store_uri(empty)).search_registered_models() == []
 
 
-@pytest.mark.readme('MLFLOW_TRACKING_URI=sqlite:///$PWD/mlflow.db mlflow models serve -m runs:/RUN_ID/model --env-manager local -h 127.0.0.1 -p 5001',
-                    "curl -s http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' -d @rows.json")
+@pytest.mark.readme(
+    "MLFLOW_TRACKING_URI=sqlite:///$PWD/mlflow.db mlflow models serve -m runs:/RUN_ID/model --env-manager local "
+    "-h 127.0.0.1 -p 5001",
+    "curl -s http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' -d @rows.json",
+)
 def test_mlflow_models_serve_answers_invocations_like_the_loaded_model(sweep, tmp_path):
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed (apt-get install -y curl; .ci/run installs it)")
@@ -112,20 +129,49 @@ def test_mlflow_models_serve_answers_invocations_like_the_loaded_model(sweep, tm
     run_id = jobs["run_id"].iloc[0]
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "--env-manager",
-         "local", "-h", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "MLFLOW_TRACKING_URI": store_uri(home)}, stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "serve.log", "w"), start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            f"runs:/{run_id}/model",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env={**os.environ, "MLFLOW_TRACKING_URI": store_uri(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "serve.log", "w"),
+        start_new_session=True,
+    )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/ping", server, seconds=120)
         rows = data.X_test[:50]
         for params, key in (({}, "label"), ({"output": "proba"}, "proba")):
-            (tmp_path / "rows.json").write_text(json.dumps({"inputs": rows.tolist(),
-                                                            **({"params": params} if params else {})}))
+            (tmp_path / "rows.json").write_text(
+                json.dumps({"inputs": rows.tolist(), **({"params": params} if params else {})})
+            )
             # README's curl command, word for word but the port.
-            curl = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/invocations", "-H",
-                                   "Content-Type: application/json", "-d", "@rows.json"],
-                                  cwd=tmp_path, capture_output=True, text=True, timeout=60)
+            curl = subprocess.run(
+                [
+                    "curl",
+                    "-s",
+                    f"http://127.0.0.1:{port}/invocations",
+                    "-H",
+                    "Content-Type: application/json",
+                    "-d",
+                    "@rows.json",
+                ],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert curl.returncode == 0, curl.stderr
             answer = np.array(json.loads(curl.stdout)["predictions"])
             mlflow.set_tracking_uri(store_uri(home))
@@ -139,13 +185,21 @@ def test_mlflow_models_serve_answers_invocations_like_the_loaded_model(sweep, tm
     assert server.returncode is not None
 
 
-BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+BROWSER_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
-@pytest.mark.readme('mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db')
+@pytest.mark.readme("mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db")
 def test_the_mlflow_ui_shows_the_sweep_in_a_real_browser(sweep, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    playwright = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+    )
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("no chromium on PATH (apt-get install -y chromium)")
@@ -154,16 +208,36 @@ def test_the_mlflow_ui_shows_the_sweep_in_a_real_browser(sweep, tmp_path):
     sweep_id = jobs["tags.sweep_id"].iloc[0]
     port = free_port()
     # The command the sweep printed, on a free port.
-    ui = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store_uri(home),
-                           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                          stdout=subprocess.DEVNULL, stderr=open(tmp_path / "ui.log", "w"), start_new_session=True)
+    ui = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            store_uri(home),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "ui.log", "w"),
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{base}/health", ui, seconds=60)
         with playwright.sync_playwright() as driver:
             browser = driver.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=chromium, headless=True, args=BROWSER_FLAGS,
-                viewport={"width": 1600, "height": 1000})
+                str(tmp_path / "profile"),
+                executable_path=chromium,
+                headless=True,
+                args=BROWSER_FLAGS,
+                viewport={"width": 1600, "height": 1000},
+            )
             try:
                 page = browser.new_page()
                 page.goto(f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")

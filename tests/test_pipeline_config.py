@@ -1,5 +1,8 @@
 """Config composition and validation: bad values fail before any training or tracking."""
 
+import functools
+import math
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 import pytest
@@ -8,12 +11,8 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import ValidationError
 
-from helpers import REPO, run_pipeline
 from fnn_core import ACTIVATIONS, OPTIMIZERS
-import functools
-import math
-from dataclasses import fields, is_dataclass
-
+from helpers import REPO, run_pipeline
 from pipeline.config import OPTIMIZER_SCHEMAS, SCHEMAS, Checked, ConfigError, register_configs, validate
 from pipeline.constraints import Interval
 
@@ -37,26 +36,34 @@ def test_defaults_follow_the_reference_study():
 def test_default_sweep_grid_is_declared_in_config():
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", return_hydra_config=True)
-    assert dict(cfg.hydra.sweeper.params) == {"model.activation": "sigmoid,relu,tanh",
-                                              "model.hidden_neurons": "256,128,64,32"}
+    assert dict(cfg.hydra.sweeper.params) == {
+        "model.activation": "sigmoid,relu,tanh",
+        "model.hidden_neurons": "256,128,64,32",
+    }
     # Widest first, as the outer axis: the longest jobs start first and parallel workers end together.
     assert list(cfg.hydra.sweeper.params)[0] == "model.hidden_neurons"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("model.activation=swish", "model.activation='swish' is not valid; choose one of: " + ", ".join(sorted(ACTIVATIONS))),
-    ("model.hidden_neurons=0", "model.hidden_neurons=0 is not valid: must be >= 1"),
-    ("model.hidden_neurons=-5", "model.hidden_neurons=-5 is not valid: must be >= 1"),
-    ("model.hidden_layers=0", "model.hidden_layers=0"),
-    ("model.init=orthogonal", "model.init='orthogonal' is not valid; choose one of: auto"),
-    ("optimizer.lr=0", "optimizer.lr=0.0 is not valid: must be a positive number"),
-    ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is not valid"),
-    ("optimizer.lr=inf", "optimizer.lr=inf is not valid"),
-    ("train.epochs=0", "train.epochs=0 is not valid: must be >= 1"),
-    ("train.batch_size=0", "train.batch_size=0"),
-    ("train.val_fraction=1.5", "train.val_fraction=1.5"),
-    ("dataset.name=cifar", "dataset.name='cifar' is not valid; choose one of: california_housing"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "model.activation=swish",
+            "model.activation='swish' is not valid; choose one of: " + ", ".join(sorted(ACTIVATIONS)),
+        ),
+        ("model.hidden_neurons=0", "model.hidden_neurons=0 is not valid: must be >= 1"),
+        ("model.hidden_neurons=-5", "model.hidden_neurons=-5 is not valid: must be >= 1"),
+        ("model.hidden_layers=0", "model.hidden_layers=0"),
+        ("model.init=orthogonal", "model.init='orthogonal' is not valid; choose one of: auto"),
+        ("optimizer.lr=0", "optimizer.lr=0.0 is not valid: must be a positive number"),
+        ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is not valid"),
+        ("optimizer.lr=inf", "optimizer.lr=inf is not valid"),
+        ("train.epochs=0", "train.epochs=0 is not valid: must be >= 1"),
+        ("train.batch_size=0", "train.batch_size=0"),
+        ("train.val_fraction=1.5", "train.val_fraction=1.5"),
+        ("dataset.name=cifar", "dataset.name='cifar' is not valid; choose one of: california_housing"),
+    ],
+)
 def test_bad_values_are_named_with_valid_choices(override, message):
     with pytest.raises(ConfigError) as err:
         validate(composed(override))
@@ -64,8 +71,9 @@ def test_bad_values_are_named_with_valid_choices(override, message):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("override", ["optimizer.lr=abc", "model.hidden_neurons=wide", "model.activaton=relu",
-                                      "dataset=cifar"])
+@pytest.mark.parametrize(
+    "override", ["optimizer.lr=abc", "model.hidden_neurons=wide", "model.activaton=relu", "dataset=cifar"]
+)
 def test_type_errors_typos_and_unknown_groups_fail_at_composition(override):
     with pytest.raises(HydraException) as err:
         composed(override)
@@ -96,12 +104,15 @@ def test_one_schema_per_optimizer_in_the_registry():
         assert set(settings.optimizer.options()) == set(vars(settings.optimizer)) - {"name"}
 
 
-@pytest.mark.parametrize("overrides, key", [
-    (["optimizer=sgd", "optimizer.beta1=0.5"], "beta1"),
-    (["optimizer=momentum", "optimizer.eps=1e-6"], "eps"),
-    (["optimizer=adam", "optimizer.momentum=0.9"], "momentum"),
-    (["optimizer=adam", "optimizer.nesterov=true"], "nesterov"),
-])
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["optimizer=sgd", "optimizer.beta1=0.5"], "beta1"),
+        (["optimizer=momentum", "optimizer.eps=1e-6"], "eps"),
+        (["optimizer=adam", "optimizer.momentum=0.9"], "momentum"),
+        (["optimizer=adam", "optimizer.nesterov=true"], "nesterov"),
+    ],
+)
 def test_a_setting_of_another_optimizer_fails_at_composition(overrides, key):
     with pytest.raises(HydraException, match=f"Could not override 'optimizer.{key}'"):
         composed(*overrides)
@@ -120,13 +131,16 @@ def test_published_preset_is_the_reference_setting():
 @pytest.mark.slow
 # Single values of every kind are in test_resume.py's bad-input matrix; these are sweep lists and another
 # optimizer's key.
-@pytest.mark.parametrize("args, needle", [
-    (["-m", "model.hidden_neurons=32,-1"], "model.hidden_neurons=-1 is not valid"),
-    (["-m", "optimizer.lr=0.1,0"], "optimizer.lr=0.0 is not valid"),
-    (["optimizer.beta1=0.5"], "Key 'beta1' not in 'SGDConfig'; the valid keys: python -m pipeline --cfg job"),
-    (["-m", "model.activaton=relu,tanh"], "Key 'activaton' not in 'ModelConfig'"),
-    (["-m", "model.hidden_neurons=8,wide"], "Error merging override model.hidden_neurons=wide"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["-m", "model.hidden_neurons=32,-1"], "model.hidden_neurons=-1 is not valid"),
+        (["-m", "optimizer.lr=0.1,0"], "optimizer.lr=0.0 is not valid"),
+        (["optimizer.beta1=0.5"], "Key 'beta1' not in 'SGDConfig'; the valid keys: python -m pipeline --cfg job"),
+        (["-m", "model.activaton=relu,tanh"], "Key 'activaton' not in 'ModelConfig'"),
+        (["-m", "model.hidden_neurons=8,wide"], "Error merging override model.hidden_neurons=wide"),
+    ],
+)
 def test_cli_rejects_bad_values_before_any_run(home, args, needle):
     result = run_pipeline(home, *args, *([] if any("dataset=" in a for a in args) else ["dataset=digits"]))
     assert result.returncode == 2
@@ -140,20 +154,39 @@ def test_cli_rejects_bad_values_before_any_run(home, args, needle):
 def test_a_single_run_with_a_missing_data_dir_stops_before_any_run(home, tmp_path):
     result = run_pipeline(home, "dataset=mnist", f"dataset.dir={tmp_path / 'nowhere'}")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"error: dataset.dir={tmp_path / 'nowhere'} lacks "
-                                                  "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-                                                  "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"]
+    assert result.stderr.strip().splitlines() == [
+        f"error: dataset.dir={tmp_path / 'nowhere'} lacks "
+        "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"
+    ]
     assert not (Path(home) / "mlflow.db").exists()
 
 
 JOB_SETS = [  # (name, jobs): each job's app overrides, as a sweep hands them to compose_jobs
-    ("default grid", [[f"model.hidden_neurons={h}", f"model.activation={a}"]
-                      for h in (256, 32) for a in ("sigmoid", "relu", "tanh")]),
-    ("groups and values", [["dataset=fashion_mnist", "optimizer=adam", "optimizer.lr=0.01"],
-                           ["dataset=digits", "optimizer=sgd", "optimizer.lr=0.5", "dataset.standardize=false"],
-                           ["+experiment=lr_study", "optimizer.lr=0.3"], ["+experiment=table1", "train.epochs=2"]]),
-    ("quoted, null and interpolated values", [["model.activation='tanh'", "compute.blas_threads=null"],
-                                              ["train.seed=${train.epochs}", "mlflow.experiment_name='a, b'"]]),
+    (
+        "default grid",
+        [
+            [f"model.hidden_neurons={h}", f"model.activation={a}"]
+            for h in (256, 32)
+            for a in ("sigmoid", "relu", "tanh")
+        ],
+    ),
+    (
+        "groups and values",
+        [
+            ["dataset=fashion_mnist", "optimizer=adam", "optimizer.lr=0.01"],
+            ["dataset=digits", "optimizer=sgd", "optimizer.lr=0.5", "dataset.standardize=false"],
+            ["+experiment=lr_study", "optimizer.lr=0.3"],
+            ["+experiment=table1", "train.epochs=2"],
+        ],
+    ),
+    (
+        "quoted, null and interpolated values",
+        [
+            ["model.activation='tanh'", "compute.blas_threads=null"],
+            ["train.seed=${train.epochs}", "mlflow.experiment_name='a, b'"],
+        ],
+    ),
 ]
 
 
@@ -191,17 +224,29 @@ def test_every_schema_field_has_a_constraint(schema):
 
 
 # Each schema's fields as config keys: (overrides that select the schema, the key's group).
-SCHEMA_KEYS = {"DatasetConfig": ([], "dataset"), "ModelConfig": ([], "model"), "SGDConfig": ([], "optimizer"),
-               "AdamConfig": (["optimizer=adam"], "optimizer"), "TrainConfig": ([], "train"),
-               "ComputeConfig": ([], "compute"), "MlflowConfig": ([], "mlflow"), "ReportConfig": ([], "report")}
-NUMERIC_FIELDS = [(name, group, select, field_name, constraint)
-                  for schema in SCHEMAS if schema.__name__ in SCHEMA_KEYS
-                  for name, (select, group) in [(schema.__name__, SCHEMA_KEYS[schema.__name__])]
-                  for field_name, constraint in schema.constraints.items() if isinstance(constraint, Interval)]
+SCHEMA_KEYS = {
+    "DatasetConfig": ([], "dataset"),
+    "ModelConfig": ([], "model"),
+    "SGDConfig": ([], "optimizer"),
+    "AdamConfig": (["optimizer=adam"], "optimizer"),
+    "TrainConfig": ([], "train"),
+    "ComputeConfig": ([], "compute"),
+    "MlflowConfig": ([], "mlflow"),
+    "ReportConfig": ([], "report"),
+}
+NUMERIC_FIELDS = [
+    (name, group, select, field_name, constraint)
+    for schema in SCHEMAS
+    if schema.__name__ in SCHEMA_KEYS
+    for name, (select, group) in [(schema.__name__, SCHEMA_KEYS[schema.__name__])]
+    for field_name, constraint in schema.constraints.items()
+    if isinstance(constraint, Interval)
+]
 
 
-@pytest.mark.parametrize("schema, group, select, name, constraint", NUMERIC_FIELDS,
-                         ids=[f"{g}.{n}-{s}" for s, g, _, n, _ in NUMERIC_FIELDS])
+@pytest.mark.parametrize(
+    "schema, group, select, name, constraint", NUMERIC_FIELDS, ids=[f"{g}.{n}-{s}" for s, g, _, n, _ in NUMERIC_FIELDS]
+)
 def test_every_numeric_field_rejects_nan_and_values_outside_its_interval(schema, group, select, name, constraint):
     key = f"{group}.{name}"
     bad = ["-1", *(["nan"] if constraint.type is float else [])]
@@ -233,18 +278,21 @@ def test_infinity_is_accepted_only_where_it_means_something():
             validate(composed(override))
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.seed=-1", "train.seed=-1 is not valid: must be an integer in [0, 4294967295]"),
-    ("train.seed=4294967296", "train.seed=4294967296 is not valid"),
-    ("optimizer.weight_decay=nan", "optimizer.weight_decay=nan is not valid: must be a finite number >= 0"),
-    ("mlflow.stale_after_s=0", "mlflow.stale_after_s=0.0 is not valid: must be a positive number of seconds"),
-    ("mlflow.experiment_name=" + "x" * 5000, "is 5000 characters long; at most 256 are allowed"),
-    ("mlflow.experiment_name=' '", "mlflow.experiment_name=' ' is not valid: must not be empty"),
-    ("mlflow.tracking_uri=mlflow.db", "must be a URI such as sqlite:///PATH/mlflow.db"),
-    ("report.register_best=a/b", "report.register_best='a/b' is not valid: a model name cannot contain"),
-    ("report.register_best=..", "report.register_best='..' is not valid"),
-    ("compute.blas_threads=0", "compute.blas_threads=0 is not valid: must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.seed=-1", "train.seed=-1 is not valid: must be an integer in [0, 4294967295]"),
+        ("train.seed=4294967296", "train.seed=4294967296 is not valid"),
+        ("optimizer.weight_decay=nan", "optimizer.weight_decay=nan is not valid: must be a finite number >= 0"),
+        ("mlflow.stale_after_s=0", "mlflow.stale_after_s=0.0 is not valid: must be a positive number of seconds"),
+        ("mlflow.experiment_name=" + "x" * 5000, "is 5000 characters long; at most 256 are allowed"),
+        ("mlflow.experiment_name=' '", "mlflow.experiment_name=' ' is not valid: must not be empty"),
+        ("mlflow.tracking_uri=mlflow.db", "must be a URI such as sqlite:///PATH/mlflow.db"),
+        ("report.register_best=a/b", "report.register_best='a/b' is not valid: a model name cannot contain"),
+        ("report.register_best=..", "report.register_best='..' is not valid"),
+        ("compute.blas_threads=0", "compute.blas_threads=0 is not valid: must be >= 1"),
+    ],
+)
 def test_values_the_schema_once_missed_are_rejected_in_one_line(override, message):
     with pytest.raises(ConfigError) as err:
         validate(composed(override))

@@ -10,8 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.data import (IDX_FILES, DataError, IdxSource, download, load_dataset, load_idx_arrays,
-                           locate_idx_dir, read_idx)
+from pipeline.data import (
+    IDX_FILES,
+    DataError,
+    IdxSource,
+    download,
+    load_dataset,
+    load_idx_arrays,
+    locate_idx_dir,
+    read_idx,
+)
 
 
 def idx_bytes(magic, shape, fill=7):
@@ -126,12 +134,15 @@ def test_dataset_dir_must_hold_the_files(tmp_path):
         locate_idx_dir("mnist", data_dir=tmp_path)
 
 
-@pytest.mark.parametrize("content, message", [
-    (idx_bytes(2049, (3,)), "magic number 2049, expected 2051"),
-    (idx_bytes(2051, (3, 28, 28))[:-40], "corrupt or truncated"),
-    (b"not gzip at all", "corrupt or truncated"),
-    (idx_bytes(2051, (3, 10, 10)), "expected 28 x 28"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (idx_bytes(2049, (3,)), "magic number 2049, expected 2051"),
+        (idx_bytes(2051, (3, 28, 28))[:-40], "corrupt or truncated"),
+        (b"not gzip at all", "corrupt or truncated"),
+        (idx_bytes(2051, (3, 10, 10)), "expected 28 x 28"),
+    ],
+)
 def test_corrupt_files_are_named(tmp_path, content, message):
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(content)
@@ -179,11 +190,15 @@ def test_validation_split_is_cached_beside_the_decoded_arrays(mnist_dir, mnist_a
     assert len(list(tmp_path.glob("decoded/*/split-*"))) == 2
 
 
-@pytest.mark.parametrize("name, task", [("digits", "multiclass"), ("iris", "multiclass"), ("xor", "multiclass"),
-                                        ("diabetes", "regression")])
+@pytest.mark.parametrize(
+    "name, task", [("digits", "multiclass"), ("iris", "multiclass"), ("xor", "multiclass"), ("diabetes", "regression")]
+)
 def test_bundled_datasets_load_offline(name, task):
-    data = load_dataset({"name": name, "standardize": name != "xor", "target_transform": "standardize"},
-                        val_fraction=0.0 if name == "xor" else 0.1, seed=0)
+    data = load_dataset(
+        {"name": name, "standardize": name != "xor", "target_transform": "standardize"},
+        val_fraction=0.0 if name == "xor" else 0.1,
+        seed=0,
+    )
     assert data.task == task and data.X_train.dtype == np.float32 and len(data.X_test)
 
 
@@ -193,25 +208,39 @@ def _tiny_dir(directory, **replace):
     return directory
 
 
-@pytest.mark.parametrize("replace, message", [
-    ({"train_labels": idx_bytes(2049, (3,), fill=10)}, r"3 train label\(s\) outside 0..9 \(e.g. 10\)"),
-    ({"test_labels": idx_bytes(2049, (2,), fill=255)}, r"2 test label\(s\) outside 0..9"),
-    ({"train_images": idx_bytes(2051, (0, 28, 28)), "train_labels": idx_bytes(2049, (0,))}, "holds no images"),
-])
+@pytest.mark.parametrize(
+    "replace, message",
+    [
+        ({"train_labels": idx_bytes(2049, (3,), fill=10)}, r"3 train label\(s\) outside 0..9 \(e.g. 10\)"),
+        ({"test_labels": idx_bytes(2049, (2,), fill=255)}, r"2 test label\(s\) outside 0..9"),
+        ({"train_images": idx_bytes(2051, (0, 28, 28)), "train_labels": idx_bytes(2049, (0,))}, "holds no images"),
+    ],
+)
 def test_idx_files_with_valid_headers_but_unusable_contents_are_data_errors(tmp_path, replace, message):
     directory = _tiny_dir(tmp_path, **replace)
     with pytest.raises(DataError, match=message):
         load_dataset({"name": "mnist", "dir": str(directory)}, val_fraction=0.0, seed=0, cache_dir=tmp_path)
 
 
-@pytest.mark.parametrize("cfg, val_fraction, message", [
-    ({"name": "digits"}, 0.995, "train.val_fraction=0.995 is not valid for digits: the training part of its 1437 "
-                                "samples would hold 7, fewer than its 10 classes; choose a smaller"),
-    ({"name": "digits"}, 0.001, "train.val_fraction=0.001 is not valid for digits: the held-out part of its 1437 "
-                                "samples would hold 1, fewer than its 10 classes; choose a larger"),
-    ({"name": "iris", "test_fraction": 0.01}, 0.1, "dataset.test_fraction=0.01 is not valid for iris"),
-    ({"name": "diabetes", "test_fraction": 0.999}, 0.1, "dataset.test_fraction=0.999 is not valid for diabetes"),
-])
+@pytest.mark.parametrize(
+    "cfg, val_fraction, message",
+    [
+        (
+            {"name": "digits"},
+            0.995,
+            "train.val_fraction=0.995 is not valid for digits: the training part of its 1437 "
+            "samples would hold 7, fewer than its 10 classes; choose a smaller",
+        ),
+        (
+            {"name": "digits"},
+            0.001,
+            "train.val_fraction=0.001 is not valid for digits: the held-out part of its 1437 "
+            "samples would hold 1, fewer than its 10 classes; choose a larger",
+        ),
+        ({"name": "iris", "test_fraction": 0.01}, 0.1, "dataset.test_fraction=0.01 is not valid for iris"),
+        ({"name": "diabetes", "test_fraction": 0.999}, 0.1, "dataset.test_fraction=0.999 is not valid for diabetes"),
+    ],
+)
 def test_splits_too_small_for_their_classes_are_named_by_their_key(cfg, val_fraction, message):
     with pytest.raises(DataError, match=message):
         load_dataset(cfg, val_fraction=val_fraction, seed=0)

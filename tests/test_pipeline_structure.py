@@ -21,18 +21,32 @@ register_configs()
 SOURCES = sorted((REPO / "pipeline").rglob("*.py"))
 LAYOUT = REPO / "pipeline" / "tracking" / "layout.py"
 # Settings a user gives, never sweep state; HYDRA_FULL_ERROR makes Hydra raise composition errors to us.
-ALLOWED_ENVIRONMENT = {"FNN_SWEEP_HOME", "FNN_SWEEP_DATA_DIR", "XDG_CACHE_HOME", "HYDRA_FULL_ERROR",
-                       # Credentials, never in the config (pipeline/credentials.py): the environment is their place.
-                       "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "FNN_SWEEP_TRACKING_URIS"}
+ALLOWED_ENVIRONMENT = {
+    "FNN_SWEEP_HOME",
+    "FNN_SWEEP_DATA_DIR",
+    "XDG_CACHE_HOME",
+    "HYDRA_FULL_ERROR",
+    # Credentials, never in the config (pipeline/credentials.py): the environment is their place.
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "FNN_SWEEP_TRACKING_URIS",
+}
 
 
 def _mlflow_names():
     """Names only an MLflow run has: tags, artifacts, metrics that are not also fnn_core history keys."""
-    names = {value for key, value in vars(layout).items()
-             if key.startswith(("TAG_", "ARTIFACT_")) and isinstance(value, str)}
+    names = {
+        value for key, value in vars(layout).items() if key.startswith(("TAG_", "ARTIFACT_")) and isinstance(value, str)
+    }
     names |= {metric for key, metric in layout.EPOCH_METRICS.items() if metric != key}
-    names |= {layout.TRAINING_TIME, layout.EPOCHS_RUN, layout.TEST_ACCURACY, layout.TEST_MSE, layout.SWEEP_PLANNED,
-              layout.CHOICE_TAG_PREFIX}
+    names |= {
+        layout.TRAINING_TIME,
+        layout.EPOCHS_RUN,
+        layout.TEST_ACCURACY,
+        layout.TEST_MSE,
+        layout.SWEEP_PLANNED,
+        layout.CHOICE_TAG_PREFIX,
+    }
     names -= set(layout.TAG_COLUMNS)  # the tidy frame's column names: how readers name what they read
     return {name for name in names if "_" in name or "." in name}  # "dataset", "model": too plain to be only MLflow's
 
@@ -40,10 +54,13 @@ def _mlflow_names():
 def test_only_the_layout_module_spells_mlflow_keys():
     quoted = re.compile(r"""["'](%s)["'`]""" % "|".join(map(re.escape, _mlflow_names())))
     prefixed = re.compile(r"""["'`](params|metrics|tags|attributes)\.""")
-    offenders = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
-                 for path in SOURCES if path != LAYOUT
-                 for number, line in enumerate(path.read_text().splitlines(), 1)
-                 if quoted.search(line) or prefixed.search(line)]
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in SOURCES
+        if path != LAYOUT
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if quoted.search(line) or prefixed.search(line)
+    ]
     assert offenders == []
 
 
@@ -59,8 +76,10 @@ def test_no_sweep_state_in_the_environment_and_no_hydra_internals():
 
 
 COMPAT = REPO / "pipeline" / "runtime" / "compat.py"
-DEPENDENCIES = r"(?:mlflow|joblib|loky|hydra|omegaconf|sqlalchemy|alembic|sklearn|pandas|numpy|matplotlib|pooch|" \
-               r"multiprocessing|forkserver|threadpoolctl|submitit)"
+DEPENDENCIES = (
+    r"(?:mlflow|joblib|loky|hydra|omegaconf|sqlalchemy|alembic|sklearn|pandas|numpy|matplotlib|pooch|"
+    r"multiprocessing|forkserver|threadpoolctl|submitit)"
+)
 PRIVATE_USES = [
     re.compile(rf"from {DEPENDENCIES}[\w.]* import .*\b_[A-Za-z]"),  # from dep.x import _private
     re.compile(rf"\b{DEPENDENCIES}(?:\.\w+)*\._[A-Za-z]\w*"),  # dep.x._private
@@ -70,10 +89,13 @@ PRIVATE_USES = [
 
 
 def test_private_apis_of_dependencies_are_used_only_in_compat():
-    offenders = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
-                 for path in SOURCES if path != COMPAT
-                 for number, line in enumerate(path.read_text().splitlines(), 1)
-                 if not line.lstrip().startswith("#") and any(p.search(line) for p in PRIVATE_USES)]
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in SOURCES
+        if path != COMPAT
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if not line.lstrip().startswith("#") and any(p.search(line) for p in PRIVATE_USES)
+    ]
     assert offenders == [], "use pipeline/runtime/compat.py for these"
 
 
@@ -83,10 +105,17 @@ def test_read_runs_gives_a_typed_tidy_frame(tmp_path):
     experiment = client.create_experiment("e")
     parent = client.create_run(experiment, tags={layout.TAG_ROLE: layout.ROLE_SWEEP, layout.TAG_SWEEP_ID: "s1"})
     for width, lr in ((32, 0.1), (256, 0.01)):
-        run = client.create_run(experiment, run_name=f"relu-{width}", tags={
-            layout.TAG_ROLE: layout.ROLE_JOB, layout.TAG_PARENT: parent.info.run_id, layout.TAG_SWEEP_ID: "s1"})
-        config = {"model": {"activation": "relu", "hidden_neurons": width}, "optimizer": {"lr": lr},
-                  "train": {"early_stopping_patience": None}, "quiet": True}
+        run = client.create_run(
+            experiment,
+            run_name=f"relu-{width}",
+            tags={layout.TAG_ROLE: layout.ROLE_JOB, layout.TAG_PARENT: parent.info.run_id, layout.TAG_SWEEP_ID: "s1"},
+        )
+        config = {
+            "model": {"activation": "relu", "hidden_neurons": width},
+            "optimizer": {"lr": lr},
+            "train": {"early_stopping_patience": None},
+            "quiet": True,
+        }
         for key, value in layout.job_params(config).items():
             client.log_param(run.info.run_id, key, value)
         client.log_metric(run.info.run_id, layout.TEST_ACCURACY, 0.9)
@@ -115,12 +144,15 @@ def _composition_error(*overrides):
     return err.value
 
 
-@pytest.mark.parametrize("overrides, needle", [
-    (["optimizer.beta1=0.5"], "Key 'beta1' not in 'SGDConfig'; the valid keys: python -m pipeline --cfg job"),
-    (["optimizer=adam", "optimizer.momentum=0.9"], "Key 'momentum' not in 'AdamConfig'"),
-    (["model.activaton=relu"], "Key 'activaton' not in 'ModelConfig'"),
-    (["dataset=cifar"], "Could not find 'dataset/cifar'; choose one of: california_housing, diabetes, digits,"),
-])
+@pytest.mark.parametrize(
+    "overrides, needle",
+    [
+        (["optimizer.beta1=0.5"], "Key 'beta1' not in 'SGDConfig'; the valid keys: python -m pipeline --cfg job"),
+        (["optimizer=adam", "optimizer.momentum=0.9"], "Key 'momentum' not in 'AdamConfig'"),
+        (["model.activaton=relu"], "Key 'activaton' not in 'ModelConfig'"),
+        (["dataset=cifar"], "Could not find 'dataset/cifar'; choose one of: california_housing, diabetes, digits,"),
+    ],
+)
 def test_composition_errors_become_one_line_with_what_to_fix(overrides, needle):
     error = _composition_error(*overrides)
     line = failure.error_line(error)
@@ -140,6 +172,7 @@ def _raise(error):
             raise error
         except Exception as exc:
             failure.abort(exc)
+
     return main
 
 
@@ -148,13 +181,16 @@ def test_the_entry_point_decides_every_exit_status(capsys):
     for error in (ConfigError("model.hidden_neurons=0 is not valid"), DataError("dataset.dir=/x lacks a file")):
         assert _exit_of(_raise(error), capsys) == (2, f"error: {error}\n")
     assert _exit_of(_raise(failure.JobsFailed(2, 12)), capsys) == (
-        1, "error: 2 of 12 jobs failed (reasons above and in MLflow)\n")
+        1,
+        "error: 2 of 12 jobs failed (reasons above and in MLflow)\n",
+    )
     code, stderr = _exit_of(_raise(KeyError("bug")), capsys)  # a bug: its traceback, then one line
     assert code == 1 and stderr.startswith("Traceback") and stderr.endswith("error: KeyError: 'bug'\n")
 
     def hydra_fails():
         compose_error = _composition_error("model.activaton=relu")
         raise compose_error
+
     code, stderr = _exit_of(hydra_fails, capsys)
     assert code == 2 and stderr.count("\n") == 1 and "activaton" in stderr
 

@@ -17,13 +17,20 @@ pytestmark = pytest.mark.slow  # real `python -m pipeline` subprocesses
 EPOCH_METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s"]
 
 
-@pytest.mark.readme('python -m pipeline -m')
+@pytest.mark.readme("python -m pipeline -m")
 def test_default_grid_sweep(home, mnist_dir, tmp_path):
     """The default grid, parallel, against a store elsewhere: artifacts go beside that store."""
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
     checkout_before = sorted(p.name for p in REPO.iterdir())
-    result = run_pipeline(home, "-m", "dataset=mnist", f"dataset.dir={mnist_dir}", "train.epochs=2",
-                          f"mlflow.tracking_uri={uri}", "quiet=true")
+    result = run_pipeline(
+        home,
+        "-m",
+        "dataset=mnist",
+        f"dataset.dir={mnist_dir}",
+        "train.epochs=2",
+        f"mlflow.tracking_uri={uri}",
+        "quiet=true",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"mlflow ui --backend-store-uri {uri}" in result.stdout
 
@@ -66,25 +73,46 @@ def test_default_grid_sweep(home, mnist_dir, tmp_path):
     assert np.allclose(comparison["difference"], comparison["ours"] - comparison["published"], atol=0.011)
     # Published MLP results on MNIST stand beside Table 1, each with its source, marked as other setups.
     index = (home / "reports" / "latest" / "report.md").read_text()
-    assert "other setups" in index and "| 2-layer NN, 800 HU, Cross-Entropy Loss | cross-entropy | none | 1.6 | 98.40 |" \
-        in index and "Simard" in index
+    assert (
+        "other setups" in index
+        and "| 2-layer NN, 800 HU, Cross-Entropy Loss | cross-entropy | none | 1.6 | 98.40 |" in index
+        and "Simard" in index
+    )
 
 
-@pytest.mark.readme('python -m pipeline -m model.activation=relu,tanh optimizer.lr=0.01,0.1')
+@pytest.mark.readme("python -m pipeline -m model.activation=relu,tanh optimizer.lr=0.01,0.1")
 def test_command_line_overrides_replace_and_extend_the_grid(home):
     # Values given twice run once (else the report would pool the copies as seeds), and the command says so.
-    result = run_pipeline(home, "-m", "model.activation=relu,tanh", "optimizer.lr=0.01,0.1", "dataset=digits",
-                          "model.hidden_neurons=16,32,16", "train.epochs=1", *FAST)
+    result = run_pipeline(
+        home,
+        "-m",
+        "model.activation=relu,tanh",
+        "optimizer.lr=0.01,0.1",
+        "dataset=digits",
+        "model.hidden_neurons=16,32,16",
+        "train.epochs=1",
+        *FAST,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "model.hidden_neurons=16,32,16: 16 given more than once; each job runs once" in result.stdout
     jobs = jobs_of(mlflow_runs(home))
     combos = list(zip(jobs["params.activation"], jobs["params.hidden_neurons"], jobs["params.lr"]))
-    assert sorted(combos) == sorted((a, h, lr) for a in ("relu", "tanh") for h in ("16", "32") for lr in ("0.01", "0.1"))
+    assert sorted(combos) == sorted(
+        (a, h, lr) for a in ("relu", "tanh") for h in ("16", "32") for lr in ("0.01", "0.1")
+    )
 
 
 def test_failed_job_is_recorded_and_the_sweep_goes_on(home):
-    result = run_pipeline(home, "-m", "dataset=diabetes", "optimizer.lr=0.01,1e6", "model.activation=relu",
-                          "model.hidden_neurons=8", "train.epochs=20", *FAST)
+    result = run_pipeline(
+        home,
+        "-m",
+        "dataset=diabetes",
+        "optimizer.lr=0.01,1e6",
+        "model.activation=relu",
+        "model.hidden_neurons=8",
+        "train.epochs=20",
+        *FAST,
+    )
     assert result.returncode == 1  # all jobs ran; the status says one failed
     assert result.stderr.strip().splitlines()[-1] == "error: 1 of 2 jobs failed (reasons above and in MLflow)"
     runs = mlflow_runs(home)
@@ -110,8 +138,11 @@ def test_a_single_run_that_fails_exits_1_with_its_run_failed(home):
     assert list(runs["status"]) == ["FAILED"] and "diverged" in runs["tags.failure_reason"].item()
 
 
-@pytest.mark.readme('MLFLOW_TRACKING_URI=sqlite:///$PWD/mlflow.db mlflow models predict -m runs:/RUN_ID/model -i rows.json -t json --env-manager local')
-@pytest.mark.readme('python -m pipeline')
+@pytest.mark.readme(
+    "MLFLOW_TRACKING_URI=sqlite:///$PWD/mlflow.db mlflow models predict -m runs:/RUN_ID/model -i rows.json -t json "
+    "--env-manager local"
+)
+@pytest.mark.readme("python -m pipeline")
 def test_single_run_has_no_parent_and_its_model_serves_predictions(home, tmp_path):
     result = run_pipeline(home, "dataset=digits", "train.epochs=10", "quiet=true")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -128,9 +159,28 @@ def test_single_run_has_no_parent_and_its_model_serves_predictions(home, tmp_pat
     (tmp_path / "rows.json").write_text(json.dumps({"inputs": rows.tolist()}))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db"}
     predicted = subprocess.run(
-        [sys.executable, "-m", "mlflow", "models", "predict", "-m", f"runs:/{runs['run_id'].iloc[0]}/model",
-         "-i", str(tmp_path / "rows.json"), "-t", "json", "--env-manager", "local",
-         "-o", str(tmp_path / "out.json")], env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "predict",
+            "-m",
+            f"runs:/{runs['run_id'].iloc[0]}/model",
+            "-i",
+            str(tmp_path / "rows.json"),
+            "-t",
+            "json",
+            "--env-manager",
+            "local",
+            "-o",
+            str(tmp_path / "out.json"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     labels = np.array(json.loads((tmp_path / "out.json").read_text())["predictions"])
     assert labels.shape == (50,) and np.mean(labels == data.y_test[:50]) > 0.8

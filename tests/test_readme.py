@@ -35,10 +35,15 @@ def declared_commands():
     for path in TESTS.glob("test_*.py"):
         tree = ast.parse(path.read_text())
         # ``readme(*TABLE)``: the keys of a module-level dict literal.
-        tables = {target.id: [ast.literal_eval(key) for key in node.value.keys]
-                  for node in tree.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
-                  and all(isinstance(key, ast.Constant) for key in node.value.keys)
-                  for target in node.targets if isinstance(target, ast.Name)}
+        tables = {
+            target.id: [ast.literal_eval(key) for key in node.value.keys]
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Dict)
+            and all(isinstance(key, ast.Constant) for key in node.value.keys)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("mark.readme"):
                 for arg in node.args:
@@ -76,16 +81,23 @@ PIPELINE_COMMANDS = {
     "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": (*ONE_JOB, "optimizer.lr=0.03,0.3"),
     "python -m pipeline -m +experiment=lr_study_published train.seed=0,1,2": (*ONE_JOB, "optimizer.lr=0.03,0.3"),
 }
-JOBS = {"python -m pipeline -m train.seed=0,1,2": 3, "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": 6,
-        "python -m pipeline -m +experiment=lr_study_published train.seed=0,1,2": 6}
+JOBS = {
+    "python -m pipeline -m train.seed=0,1,2": 3,
+    "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": 6,
+    "python -m pipeline -m +experiment=lr_study_published train.seed=0,1,2": 6,
+}
 
 
 @pytest.mark.slow
 @pytest.mark.readme(*PIPELINE_COMMANDS)
 @pytest.mark.parametrize("command", PIPELINE_COMMANDS)
 def test_readme_pipeline_commands_run(command, home, mnist_dir):
-    args = shlex.split(command)[3:] + [*PIPELINE_COMMANDS[command], f"dataset.dir={mnist_dir}", "quiet=true",
-                                       "mlflow.log_model=false"]
+    args = shlex.split(command)[3:] + [
+        *PIPELINE_COMMANDS[command],
+        f"dataset.dir={mnist_dir}",
+        "quiet=true",
+        "mlflow.log_model=false",
+    ]
     result = run_pipeline(home, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = jobs_of(mlflow_runs(home))
@@ -101,8 +113,8 @@ def test_readme_pipeline_commands_run(command, home, mnist_dir):
 @pytest.mark.slow
 @pytest.mark.readme("python -m pipeline -m dataset=fashion_mnist")
 def test_readme_fashion_mnist_sweep(home):
-    from pipeline.data.errors import DataError
     from pipeline.data import load_dataset
+    from pipeline.data.errors import DataError
 
     try:
         load_dataset({"name": "fashion_mnist"}, 0.1, 0)

@@ -17,11 +17,13 @@ def store(tmp_path_factory):
     """Two real sweeps in one store: a seeded grid, then one where relu diverges at lr 1e4."""
     home = tmp_path_factory.mktemp("home")
     # Axis values given out of order on purpose: the report must sort them.
-    grid = run_pipeline(home, "-m", "model.activation=tanh,sigmoid,relu", "model.hidden_neurons=128,8,32",
-                        "train.seed=0,1", *FAST)
+    grid = run_pipeline(
+        home, "-m", "model.activation=tanh,sigmoid,relu", "model.hidden_neurons=128,8,32", "train.seed=0,1", *FAST
+    )
     assert grid.returncode == 0, grid.stderr[-3000:]
-    failing = run_pipeline(home, "-m", "model.activation=sigmoid,relu", "model.hidden_neurons=8",
-                           "optimizer.lr=0.1,1e4", *FAST)
+    failing = run_pipeline(
+        home, "-m", "model.activation=sigmoid,relu", "model.hidden_neurons=8", "optimizer.lr=0.1,1e4", *FAST
+    )
     assert failing.returncode == 1  # the relu job at lr 1e4 diverges; the sweep still finishes
     mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["fnn-sweep"])
@@ -40,24 +42,46 @@ def test_cells_equal_the_mean_of_matching_runs(store, tmp_path):
     out = report(home, tmp_path / "grid", f"report.sweep_id={grid_id}")
     jobs = runs[(runs["tags.sweep_id"] == grid_id) & (runs["tags.fnn_sweep.role"] == "job")]
     assert len(jobs) == 18 and set(jobs["status"]) == {"FINISHED"}
-    for stem, metric, scale in (("table1_test_accuracy", "metrics.test_accuracy", 100),
-                                ("table2_training_time", "metrics.training_time_s", 1)):
+    for stem, metric, scale in (
+        ("table1_test_accuracy", "metrics.test_accuracy", 100),
+        ("table2_training_time", "metrics.training_time_s", 1),
+    ):
         table = pd.read_csv(out / f"{stem}.csv")
-        assert list(table.columns) == ["hidden_neurons", "sigmoid", "relu", "tanh", "sigmoid_std", "sigmoid_n",
-                                       "relu_std", "relu_n", "tanh_std", "tanh_n"]
+        assert list(table.columns) == [
+            "hidden_neurons",
+            "sigmoid",
+            "relu",
+            "tanh",
+            "sigmoid_std",
+            "sigmoid_n",
+            "relu_std",
+            "relu_n",
+            "tanh_std",
+            "tanh_n",
+        ]
         assert list(table["hidden_neurons"]) == [8, 32, 128]  # as numbers, not strings
         for _, row in table.iterrows():
             for activation in ("sigmoid", "relu", "tanh"):
-                cell = jobs[(jobs["params.model.hidden_neurons"] == str(int(row["hidden_neurons"])))
-                            & (jobs["params.model.activation"] == activation)][metric] * scale
+                cell = (
+                    jobs[
+                        (jobs["params.model.hidden_neurons"] == str(int(row["hidden_neurons"])))
+                        & (jobs["params.model.activation"] == activation)
+                    ][metric]
+                    * scale
+                )
                 assert len(cell) == 2 and row[f"{activation}_n"] == 2
                 assert row[activation] == pytest.approx(cell.mean(), abs=1e-5)
                 assert row[f"{activation}_std"] == pytest.approx(cell.std(ddof=1), abs=1e-5)
     markdown = (out / "table1_test_accuracy.md").read_text()
     assert "±" in markdown and markdown.count("**") == 2 * 3  # one best cell per row
     assert "hidden neurons | sigmoid | relu | tanh" in (out / "report.md").read_text()
-    for figure in ("loss_curves", "accuracy_vs_width", "time_vs_width", "heatmap_test_accuracy",
-                   "heatmap_training_time"):
+    for figure in (
+        "loss_curves",
+        "accuracy_vs_width",
+        "time_vs_width",
+        "heatmap_test_accuracy",
+        "heatmap_training_time",
+    ):
         assert (out / f"{figure}.png").stat().st_size > 5000
     # The published tables are MNIST's: digits runs get no comparison (the MNIST default grid test has it).
     assert not list(out.glob("*_vs_published.csv")) and "published study" not in (out / "report.md").read_text()
@@ -79,7 +103,7 @@ def test_failed_runs_are_counted_and_cells_left_missing(store, tmp_path):
     assert "—" in (out / "table1_test_accuracy.md").read_text()
 
 
-@pytest.mark.readme('python -m pipeline.report report.sweep_id=all')
+@pytest.mark.readme("python -m pipeline.report report.sweep_id=all")
 def test_all_pools_every_run_of_the_experiment(store, tmp_path):
     home, runs, _ = store
     out = report(home, tmp_path / "all", "report.sweep_id=all")
@@ -108,8 +132,16 @@ def test_unknown_sweep_and_empty_store_are_one_line_errors(store, tmp_path):
 
 def test_regression_sweeps_report_test_mse(tmp_path):
     home = tmp_path / "home"
-    sweep = run_pipeline(home, "-m", "dataset=diabetes", "model.activation=relu,tanh", "model.hidden_neurons=8,16",
-                         "train.epochs=5", "quiet=true", "mlflow.log_model=false")
+    sweep = run_pipeline(
+        home,
+        "-m",
+        "dataset=diabetes",
+        "model.activation=relu,tanh",
+        "model.hidden_neurons=8,16",
+        "train.epochs=5",
+        "quiet=true",
+        "mlflow.log_model=false",
+    )
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     out = home / "reports" / "latest"  # written by the sweep itself
     table = pd.read_csv(out / "table1_test_mse.csv")
@@ -117,8 +149,9 @@ def test_regression_sweeps_report_test_mse(tmp_path):
     mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
     jobs = mlflow.search_runs(experiment_names=["fnn-sweep"], filter_string="tags.`fnn_sweep.role` = 'job'")
     cell = jobs[(jobs["params.activation"] == "tanh") & (jobs["params.hidden_neurons"] == "16")]
-    assert table.loc[table["hidden_neurons"] == 16, "tanh"].item() == pytest.approx(cell["metrics.test_mse"].item(),
-                                                                                  abs=1e-5)
+    assert table.loc[table["hidden_neurons"] == 16, "tanh"].item() == pytest.approx(
+        cell["metrics.test_mse"].item(), abs=1e-5
+    )
     assert not (out / "table1_test_mse_vs_published.csv").exists()
     assert "test MSE" in (out / "report.md").read_text()
 
@@ -147,13 +180,16 @@ def test_a_report_is_published_whole_and_leaves_the_rest_of_out_dir_alone(store,
     assert (out / "README.md").read_text() == "committed\n" and (out / "study" / "table.csv").is_file()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["report.out_dir=FILE"], "report.out_dir=FILE is a file, not a directory; choose a directory"),
-    (["report.register_best=bad/name"], "report.register_best='bad/name' is not valid: a model name cannot"),
-    (["mlflow.stale_after_s=nan"], "mlflow.stale_after_s=nan is not valid"),
-    (["mlflow.tracking_uri=sqlite:///TMP/typo.db"], "error: no experiment 'fnn-sweep' in sqlite:///TMP/typo.db"),
-    (["mlflow.experiment_name=typo"], "error: no experiment 'typo' in"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["report.out_dir=FILE"], "report.out_dir=FILE is a file, not a directory; choose a directory"),
+        (["report.register_best=bad/name"], "report.register_best='bad/name' is not valid: a model name cannot"),
+        (["mlflow.stale_after_s=nan"], "mlflow.stale_after_s=nan is not valid"),
+        (["mlflow.tracking_uri=sqlite:///TMP/typo.db"], "error: no experiment 'fnn-sweep' in sqlite:///TMP/typo.db"),
+        (["mlflow.experiment_name=typo"], "error: no experiment 'typo' in"),
+    ],
+)
 @pytest.mark.parametrize("module", ["pipeline.report", "pipeline.reap"])
 def test_bad_report_input_is_one_line_and_creates_nothing(store, tmp_path, args, message, module):
     home, _, _ = store
@@ -174,18 +210,34 @@ def test_bad_report_input_is_one_line_and_creates_nothing(store, tmp_path, args,
 def test_a_sweep_whose_every_job_failed_ends_its_parent_and_reports_nothing(tmp_path):
     """Huge legal values (lr 1e308, stale_after_s 1e20) in every job: the runs read back, the parent ends."""
     home = tmp_path / "home"
-    sweep = run_pipeline(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=8",
-                         "optimizer.lr=1e308", "mlflow.stale_after_s=1e20", "train.epochs=1", "quiet=true",
-                         "mlflow.log_model=false")
+    sweep = run_pipeline(
+        home,
+        "-m",
+        "dataset=digits",
+        "model.activation=relu,tanh",
+        "model.hidden_neurons=8",
+        "optimizer.lr=1e308",
+        "mlflow.stale_after_s=1e20",
+        "train.epochs=1",
+        "quiet=true",
+        "mlflow.log_model=false",
+    )
     assert sweep.returncode == 1 and "Traceback" not in sweep.stderr + sweep.stdout, sweep.stderr[-3000:]
     assert "report not written: sweep sweep-" in sweep.stdout and "has no finished run to report" in sweep.stdout
-    runs = mlflow.search_runs(experiment_names=["fnn-sweep"]) if mlflow.set_tracking_uri(
-        f"sqlite:///{home}/mlflow.db") is None else None
+    runs = (
+        mlflow.search_runs(experiment_names=["fnn-sweep"])
+        if mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db") is None
+        else None
+    )
     assert sorted(zip(runs["tags.fnn_sweep.role"], runs["status"])) == [
-        ("job", "FAILED"), ("job", "FAILED"), ("sweep", "FAILED")]
+        ("job", "FAILED"),
+        ("job", "FAILED"),
+        ("sweep", "FAILED"),
+    ]
     assert runs["tags.failure_reason"].str.contains("try a smaller optimizer.lr").sum() == 2
     again = run_pipeline(home, module="pipeline.report")
     assert again.returncode == 2 and again.stderr.strip().splitlines() == [
         f"error: sweep {runs['tags.sweep_id'].dropna().iloc[0]} has no finished run to report (2 FAILED); "
-        "nothing written"]
+        "nothing written"
+    ]
     assert not (home / "reports").exists() or not any((home / "reports").iterdir())

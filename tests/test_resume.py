@@ -9,21 +9,35 @@ import time
 
 import mlflow
 import pandas as pd
-import yaml
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from helpers import FAST, REPO, jobs_of, mlflow_runs, run_pipeline, store_uri
 from pipeline.tracking import layout, reaper
 
-SWEEP = ["-m", "dataset=digits", "model.activation=relu,tanh,sigmoid", "model.hidden_neurons=8,16",
-         "train.epochs=60", "hydra/launcher=basic", *FAST]
+SWEEP = [
+    "-m",
+    "dataset=digits",
+    "model.activation=relu,tanh,sigmoid",
+    "model.hidden_neurons=8,16",
+    "train.epochs=60",
+    "hydra/launcher=basic",
+    *FAST,
+]
 
 
 def _start(home, *args):
     env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _kill_after(process, needle):
@@ -38,7 +52,7 @@ def _kill_after(process, needle):
 
 
 @pytest.mark.slow
-@pytest.mark.readme('python -m pipeline -m hydra/launcher=basic')
+@pytest.mark.readme("python -m pipeline -m hydra/launcher=basic")
 def test_a_killed_sweep_resumes_with_exactly_the_missing_jobs(home):
     _kill_after(_start(home, *SWEEP), "[2/6]")
     before = jobs_of(mlflow_runs(home))
@@ -60,7 +74,9 @@ def test_a_killed_sweep_resumes_with_exactly_the_missing_jobs(home):
     done = jobs_of(runs)[jobs_of(runs)["status"] == "FINISHED"]
     assert done.groupby(["params.activation", "params.hidden_neurons"]).size().eq(1).all() and len(done) == 6
     assert again.stdout.count("skipped: finished in run") == len(finished)
-    table = pd.read_csv(home / "reports" / "latest" / "table1_test_accuracy.csv")  # the second sweep's report: all 6 cells
+    table = pd.read_csv(
+        home / "reports" / "latest" / "table1_test_accuracy.csv"
+    )  # the second sweep's report: all 6 cells
     assert table[["relu", "tanh", "sigmoid"]].notna().all().all() and len(table) == 2
 
     rerun = run_pipeline(home, *SWEEP, "sweep.rerun=true", "report.after_sweep=false")
@@ -69,7 +85,7 @@ def test_a_killed_sweep_resumes_with_exactly_the_missing_jobs(home):
 
 
 @pytest.mark.slow
-@pytest.mark.readme('python -m pipeline.reap')
+@pytest.mark.readme("python -m pipeline.reap")
 def test_reap_command_ends_a_killed_single_run(home):
     _kill_after(_start(home, "dataset=digits", "train.epochs=100000", "mlflow.log_model=false"), "epoch 3/")
     run = mlflow_runs(home).iloc[0]
@@ -79,8 +95,9 @@ def test_reap_command_ends_a_killed_single_run(home):
     assert f"({run['run_id']}): RUNNING -> KILLED, reaped: process {run['tags.pid']}" in reaped.stdout
     after = MlflowClient(store_uri(home)).get_run(run["run_id"])
     assert after.info.status == "KILLED"
-    last_epoch = max(m.timestamp for m in MlflowClient(store_uri(home)).get_metric_history(run["run_id"],
-                                                                                         "epoch_time_s"))
+    last_epoch = max(
+        m.timestamp for m in MlflowClient(store_uri(home)).get_metric_history(run["run_id"], "epoch_time_s")
+    )
     assert after.info.end_time == last_epoch  # ended at its last heartbeat, not at reaping time
     assert "nothing to reap" in run_pipeline(home, module="pipeline.reap").stdout
 
@@ -133,31 +150,52 @@ BAD_INPUT = [
     ("train.epochs=0", "train.epochs=0 is not valid: must be >= 1"),
     ("dataset=cifar", "Could not find 'dataset/cifar'; choose one of:"),
     ("model.activaton=relu", "Key 'activaton' not in 'ModelConfig'; the valid keys: python -m pipeline --cfg job"),
-    ("train.batch_size=100000", "train.batch_size=100000 is not valid: digits has 1293 training samples after the "
-                                "validation split; choose at most 1293"),
-    ("mlflow.tracking_uri=sqlite:////proc/no-such-dir/mlflow.db", "cannot use the tracking store "
-                                                                  "sqlite:////proc/no-such-dir/mlflow.db"),
+    (
+        "train.batch_size=100000",
+        "train.batch_size=100000 is not valid: digits has 1293 training samples after the "
+        "validation split; choose at most 1293",
+    ),
+    (
+        "mlflow.tracking_uri=sqlite:////proc/no-such-dir/mlflow.db",
+        "cannot use the tracking store sqlite:////proc/no-such-dir/mlflow.db",
+    ),
     ("mlflow.tracking_uri=CORRUPT", "file is not a database"),
     ("mlflow.tracking_uri=http://127.0.0.1:9", "no tracking server answers at http://127.0.0.1:9"),
     # Values a schema without a constraint table let through, and data rules checked for every job's split.
     ("train.seed=0,-1", "train.seed=-1 is not valid: must be an integer in [0, 4294967295]"),
-    ("train.val_fraction=0.995 train.batch_size=1", "train.val_fraction=0.995 is not valid for digits: the "
-                                                    "training part of its 1437 samples would hold 7"),
+    (
+        "train.val_fraction=0.995 train.batch_size=1",
+        "train.val_fraction=0.995 is not valid for digits: the training part of its 1437 samples would hold 7",
+    ),
     ("train.seed=0,1 train.val_fraction=0.1,0.995", "train.val_fraction=0.995 is not valid for digits"),
     ("hydra.launcher.n_jobs=0", "hydra.launcher.n_jobs=0 is not valid: must be a number of workers >= 1"),
     ("report.out_dir=FILE", "report.out_dir=FILE is a file, not a directory"),
-    ("mlflow.experiment_name=" + "x" * 5000, "is 5000 characters long; at most 256 are allowed")]
+    ("mlflow.experiment_name=" + "x" * 5000, "is 5000 characters long; at most 256 are allowed"),
+]
 # Range checks run through the same validate() in both paths: the sweep path checks them all, the
 # single-run path one of each kind (choice, range, type, key, group, batch, store).
-RANGE_ONLY = {"model.hidden_neurons=-3", "optimizer.lr=0", "optimizer.lr=-0.5", "train.epochs=0", "train.seed=0,-1",
-              "train.seed=0,1 train.val_fraction=0.1,0.995",
-              "hydra.launcher.n_jobs=0", "report.out_dir=FILE"}
+RANGE_ONLY = {
+    "model.hidden_neurons=-3",
+    "optimizer.lr=0",
+    "optimizer.lr=-0.5",
+    "train.epochs=0",
+    "train.seed=0,-1",
+    "train.seed=0,1 train.val_fraction=0.1,0.995",
+    "hydra.launcher.n_jobs=0",
+    "report.out_dir=FILE",
+}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode, override, needle", [
-    pytest.param(mode, override, needle, id=f"{override}-{'sweep' if mode else 'single'}")
-    for override, needle in BAD_INPUT for mode in ([], ["-m"]) if mode or override not in RANGE_ONLY])
+@pytest.mark.parametrize(
+    "mode, override, needle",
+    [
+        pytest.param(mode, override, needle, id=f"{override}-{'sweep' if mode else 'single'}")
+        for override, needle in BAD_INPUT
+        for mode in ([], ["-m"])
+        if mode or override not in RANGE_ONLY
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_no_run(home, tmp_path, mode, override, needle):
     if "CORRUPT" in override:
         corrupt = tmp_path / "corrupt.db"
@@ -181,9 +219,19 @@ def test_bad_input_is_one_line_exit_2_and_no_run(home, tmp_path, mode, override,
 @pytest.mark.slow
 def test_eight_jobs_at_once_against_sqlite_lose_nothing(home):
     epochs = 10
-    result = run_pipeline(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=8,16",
-                          "train.seed=0,1", f"train.epochs={epochs}", "hydra.launcher.n_jobs=8", "quiet=true",
-                          "mlflow.log_model=false", "report.after_sweep=false")
+    result = run_pipeline(
+        home,
+        "-m",
+        "dataset=digits",
+        "model.activation=relu,tanh",
+        "model.hidden_neurons=8,16",
+        "train.seed=0,1",
+        f"train.epochs={epochs}",
+        "hydra.launcher.n_jobs=8",
+        "quiet=true",
+        "mlflow.log_model=false",
+        "report.after_sweep=false",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(store_uri(home))
     jobs = jobs_of(mlflow_runs(home))
@@ -199,14 +247,26 @@ def test_eight_jobs_at_once_against_sqlite_lose_nothing(home):
         for metric in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s"):
             assert [m.step for m in client.get_metric_history(run_id, metric)] == list(range(epochs)), metric
         assert {a.path for a in client.list_artifacts(run_id)} == {
-            "config.yaml", "loss_curve.png", "confusion_matrix.png", "confusion_matrix.csv"}
+            "config.yaml",
+            "loss_curve.png",
+            "confusion_matrix.png",
+            "confusion_matrix.csv",
+        }
 
 
 @pytest.mark.slow
-@pytest.mark.readme('python -m pipeline -m verbose=true')
+@pytest.mark.readme("python -m pipeline -m verbose=true")
 def test_ctrl_c_ends_a_parallel_sweep_killed_with_one_press(home):
-    process = _start(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=16",
-                     "train.epochs=1000000", "verbose=true", "mlflow.log_model=false")
+    process = _start(
+        home,
+        "-m",
+        "dataset=digits",
+        "model.activation=relu,tanh",
+        "model.hidden_neurons=16",
+        "train.epochs=1000000",
+        "verbose=true",
+        "mlflow.log_model=false",
+    )
     try:
         seen = set()
         for line in process.stdout:  # both jobs are training
@@ -222,14 +282,20 @@ def test_ctrl_c_ends_a_parallel_sweep_killed_with_one_press(home):
     runs = mlflow_runs(home)
     assert process.returncode == 128 + signal.SIGINT
     assert sorted(zip(runs["tags.fnn_sweep.role"], runs["status"])) == [
-        ("job", "KILLED"), ("job", "KILLED"), ("sweep", "KILLED")]
+        ("job", "KILLED"),
+        ("job", "KILLED"),
+        ("sweep", "KILLED"),
+    ]
 
 
-START_UP_MOMENTS = {"during the imports": (None, [0.5]), "after the parent run": ("Sweep sweep-", [0]),
-                    "while workers start": ("Launching jobs", [0]),
-                    # Hydra's last job line: the workers are being forked. SIGTERM killed a worker there
-                    # (joblib's TerminatedWorkerError): repeated at several delays, to catch the race.
-                    "as workers fork": ("#1 :", [0, 0.05, 0.2, 0.5])}
+START_UP_MOMENTS = {
+    "during the imports": (None, [0.5]),
+    "after the parent run": ("Sweep sweep-", [0]),
+    "while workers start": ("Launching jobs", [0]),
+    # Hydra's last job line: the workers are being forked. SIGTERM killed a worker there
+    # (joblib's TerminatedWorkerError): repeated at several delays, to catch the race.
+    "as workers fork": ("#1 :", [0, 0.05, 0.2, 0.5]),
+}
 
 
 @pytest.mark.slow
@@ -241,8 +307,15 @@ def test_a_signal_during_a_parallel_sweeps_start_up_ends_it_at_once(home, moment
     if signum == signal.SIGINT:  # workers ignore SIGINT until their job starts: no race to repeat
         delays = delays[:1]
     for attempt, delay in enumerate(delays):
-        process = _start(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=16",
-                         "train.epochs=1000000", "mlflow.log_model=false")
+        process = _start(
+            home,
+            "-m",
+            "dataset=digits",
+            "model.activation=relu,tanh",
+            "model.hidden_neurons=16",
+            "train.epochs=1000000",
+            "mlflow.log_model=false",
+        )
         output = []
         try:
             if needle is not None:
@@ -282,22 +355,25 @@ def test_sigterm_to_a_single_run_ends_it_killed_with_one_closing_line(home):
             os.killpg(process.pid, signal.SIGKILL)
     [run] = mlflow_runs(home).itertuples()
     assert process.returncode == 143 and run.status == "KILLED" and "Traceback" not in rest
-    assert rest.strip().splitlines()[-1] == (f"[relu-128] run {run.run_id} ended KILLED: terminated by SIGTERM; "
-                                             "the same command trains it again")
+    assert rest.strip().splitlines()[-1] == (
+        f"[relu-128] run {run.run_id} ended KILLED: terminated by SIGTERM; the same command trains it again"
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", [[], ["-m"]], ids=["single", "sweep"])
-@pytest.mark.parametrize("damage, needle", [
-    ("truncate", "corrupt or truncated IDX file"),
-    ("magic", "not an IDX image file (magic number"),
-    ("count", "images but"),
-    ("missing", "lacks train-images-idx3-ubyte.gz"),
-    ("labels", "train label(s) outside 0..9 (e.g. 10)"),
-    ("empty", "holds no images (a valid header for 0)"),
-])
-def test_damaged_or_missing_data_files_are_one_line_exit_2_and_no_run(home, tmp_path, mnist_dir, mode, damage,
-                                                                       needle):
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        ("truncate", "corrupt or truncated IDX file"),
+        ("magic", "not an IDX image file (magic number"),
+        ("count", "images but"),
+        ("missing", "lacks train-images-idx3-ubyte.gz"),
+        ("labels", "train label(s) outside 0..9 (e.g. 10)"),
+        ("empty", "holds no images (a valid header for 0)"),
+    ],
+)
+def test_damaged_or_missing_data_files_are_one_line_exit_2_and_no_run(home, tmp_path, mnist_dir, mode, damage, needle):
     import gzip
     import shutil
 
@@ -321,7 +397,7 @@ def test_damaged_or_missing_data_files_are_one_line_exit_2_and_no_run(home, tmp_
         images.write_bytes(gzip.compress(b"\x00\x00\x09\x99" + raw[4:]))
     else:  # one image fewer than the header says there are labels for
         count = int.from_bytes(raw[4:8], "big") - 1
-        images.write_bytes(gzip.compress(raw[:4] + count.to_bytes(4, "big") + raw[8:16 + count * 784]))
+        images.write_bytes(gzip.compress(raw[:4] + count.to_bytes(4, "big") + raw[8 : 16 + count * 784]))
     result = run_pipeline(home, *mode, "dataset=mnist", f"dataset.dir={data}", "train.epochs=1")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -332,8 +408,16 @@ def test_damaged_or_missing_data_files_are_one_line_exit_2_and_no_run(home, tmp_
 @pytest.mark.slow
 def test_a_worker_killed_from_outside_ends_the_sweep_failed_in_one_line(home):
     """The OOM killer's SIGKILL to a worker, after the parent run opened: nothing is left RUNNING."""
-    process = _start(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=16",
-                     "train.epochs=1000000", "verbose=true", "mlflow.log_model=false")
+    process = _start(
+        home,
+        "-m",
+        "dataset=digits",
+        "model.activation=relu,tanh",
+        "model.hidden_neurons=16",
+        "train.epochs=1000000",
+        "verbose=true",
+        "mlflow.log_model=false",
+    )
     try:
         for line in process.stdout:
             if "epoch 3/" in line:
@@ -348,15 +432,20 @@ def test_a_worker_killed_from_outside_ends_the_sweep_failed_in_one_line(home):
     assert process.returncode == 1 and "Traceback" not in rest, rest[-3000:]
     assert rest.strip().splitlines()[-1].startswith("error: a worker process died (exit code {SIGKILL(-9)}")
     assert sorted(zip(runs["tags.fnn_sweep.role"], runs["status"])) == [
-        ("job", "KILLED"), ("job", "KILLED"), ("sweep", "FAILED")]
+        ("job", "KILLED"),
+        ("job", "KILLED"),
+        ("sweep", "FAILED"),
+    ]
     assert runs["tags.failure_reason"].str.startswith("a worker process died").all()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_a_damaged_decoded_cache_is_rebuilt_and_the_run_goes_on(home, tmp_path, mnist_dir, damage):
-    args, env = ("dataset=mnist", f"dataset.dir={mnist_dir}", "train.epochs=1", *FAST), {
-        "FNN_SWEEP_DATA_DIR": str(tmp_path / "cache")}
+    args, env = (
+        ("dataset=mnist", f"dataset.dir={mnist_dir}", "train.epochs=1", *FAST),
+        {"FNN_SWEEP_DATA_DIR": str(tmp_path / "cache")},
+    )
     assert run_pipeline(home, *args, env=env).returncode == 0
     [images] = (tmp_path / "cache").glob("decoded/*/X_train.npy")
     images.write_bytes(images.read_bytes()[:1000] if damage == "truncate" else b"not an array")

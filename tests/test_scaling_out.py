@@ -15,8 +15,14 @@ from pipeline.tracking import layout
 
 pytestmark = pytest.mark.slow  # servers and sweeps
 EPOCHS = 3
-SWEEP = ["dataset=digits", "model.activation=relu,tanh,sigmoid", "model.hidden_neurons=8,16", f"train.epochs={EPOCHS}",
-         "quiet=true", "report.after_sweep=false"]
+SWEEP = [
+    "dataset=digits",
+    "model.activation=relu,tanh,sigmoid",
+    "model.hidden_neurons=8,16",
+    f"train.epochs={EPOCHS}",
+    "quiet=true",
+    "report.after_sweep=false",
+]
 
 
 @pytest.fixture
@@ -33,8 +39,11 @@ def _client_disk_is_clean(home):
     return not any((home / name).exists() for name in ("mlflow.db", "mlartifacts", "mlruns"))
 
 
-@pytest.mark.readme('mlflow server --app-name basic-auth --host 127.0.0.1 --port 5000 --backend-store-uri postgresql://mlflow@dbhost/mlflow --artifacts-destination /srv/mlflow/artifacts',
-                    'python -m pipeline.report mlflow.tracking_uri=http://HOST:5000')
+@pytest.mark.readme(
+    "mlflow server --app-name basic-auth --host 127.0.0.1 --port 5000 --backend-store-uri "
+    "postgresql://mlflow@dbhost/mlflow --artifacts-destination /srv/mlflow/artifacts",
+    "python -m pipeline.report mlflow.tracking_uri=http://HOST:5000",
+)
 def test_parallel_sweep_against_a_server_on_postgresql(home, tmp_path, postgres_uri):
     with mlflow_server(tmp_path / "server", backend_store_uri=postgres_uri) as url:
         result = run_pipeline(home, "-m", *SWEEP, "hydra.launcher.n_jobs=2", f"mlflow.tracking_uri={url}")
@@ -50,31 +59,44 @@ def test_parallel_sweep_against_a_server_on_postgresql(home, tmp_path, postgres_
         for run in jobs:
             run_id = run.info.run_id
             # Every param the job logged is its config, as the config artifact on the server says.
-            config = yaml.safe_load(client.download_artifacts(run_id, layout.ARTIFACT_CONFIG, str(tmp_path)) and
-                                    (tmp_path / layout.ARTIFACT_CONFIG).read_text())
+            config = yaml.safe_load(
+                client.download_artifacts(run_id, layout.ARTIFACT_CONFIG, str(tmp_path))
+                and (tmp_path / layout.ARTIFACT_CONFIG).read_text()
+            )
             expected = {k: str(v) for k, v in layout.job_params(config).items()}
             assert run.data.params == expected
             for metric in layout.EPOCH_METRICS.values():
                 if metric.startswith(("train_", "val_loss", "val_accuracy", "epoch_time")):
                     assert [m.step for m in client.get_metric_history(run_id, metric)] == list(range(EPOCHS))
             stored = {a.path for a in client.list_artifacts(run_id)}
-            assert {layout.ARTIFACT_CONFIG, layout.ARTIFACT_LOSS_CURVE, layout.ARTIFACT_CONFUSION_PNG,
-                    layout.ARTIFACT_CONFUSION_CSV} <= stored
+            assert {
+                layout.ARTIFACT_CONFIG,
+                layout.ARTIFACT_LOSS_CURVE,
+                layout.ARTIFACT_CONFUSION_PNG,
+                layout.ARTIFACT_CONFUSION_CSV,
+            } <= stored
             assert (url.artifacts / experiment.experiment_id / run_id / "artifacts" / layout.ARTIFACT_CONFIG).is_file()
             # MLflow 3 keeps a logged model as an entity of its own, in the server's store too.
-            models = client.search_logged_models([experiment.experiment_id],
-                                                 filter_string=f"source_run_id = '{run_id}'")
+            models = client.search_logged_models(
+                [experiment.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+            )
             assert [m.name for m in models] == [layout.ARTIFACT_MODEL]
-            assert (url.artifacts / experiment.experiment_id / "models" / models[0].model_id / "artifacts"
-                    / "MLmodel").is_file()
+            assert (
+                url.artifacts / experiment.experiment_id / "models" / models[0].model_id / "artifacts" / "MLmodel"
+            ).is_file()
         # The report, from anywhere that reaches the server.
-        report = run_pipeline(home, f"mlflow.tracking_uri={url}", f"report.out_dir={tmp_path / 'report'}",
-                              module="pipeline.report")
+        report = run_pipeline(
+            home, f"mlflow.tracking_uri={url}", f"report.out_dir={tmp_path / 'report'}", module="pipeline.report"
+        )
         assert report.returncode == 0, report.stderr[-3000:]
         assert len((tmp_path / "report" / "latest" / "table1_test_accuracy.csv").read_text().splitlines()) == 3
     # The runs are rows in PostgreSQL, not in a file of the client's.
-    rows = subprocess.run([str(postgres_bindir() / "psql"), postgres_uri, "-tAc", "select count(*) from runs"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    rows = subprocess.run(
+        [str(postgres_bindir() / "psql"), postgres_uri, "-tAc", "select count(*) from runs"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert rows == "7"
     assert _client_disk_is_clean(home)
 
@@ -86,33 +108,53 @@ def auth_server(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("auth")
     password = secrets.token_urlsafe(16)
     ini = tmp_path / "basic_auth.ini"
-    ini.write_text("[mlflow]\ndefault_permission = READ\n"
-                   f"database_uri = sqlite:///{tmp_path}/auth.db\nadmin_username = fnn\nadmin_password = {password}\n"
-                   "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    ini.write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{tmp_path}/auth.db\nadmin_username = fnn\nadmin_password = {password}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
     env = {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
     with mlflow_server(tmp_path / "server", "--app-name", "basic-auth", env=env) as url:
         yield url, password
 
 
-@pytest.mark.parametrize("credentials, accepted", [
-    ("right", True), ("none", False), ("wrong", False)])
-@pytest.mark.readme('mlflow server --app-name basic-auth --host 127.0.0.1 --port 5000 --backend-store-uri postgresql://mlflow@dbhost/mlflow --artifacts-destination /srv/mlflow/artifacts')
+@pytest.mark.parametrize("credentials, accepted", [("right", True), ("none", False), ("wrong", False)])
+@pytest.mark.readme(
+    "mlflow server --app-name basic-auth --host 127.0.0.1 --port 5000 --backend-store-uri "
+    "postgresql://mlflow@dbhost/mlflow --artifacts-destination /srv/mlflow/artifacts"
+)
 def test_a_shared_server_lets_in_only_valid_credentials(home, auth_server, credentials, accepted, monkeypatch):
     url, password = auth_server
-    env = {"none": {}, "right": {"MLFLOW_TRACKING_USERNAME": "fnn", "MLFLOW_TRACKING_PASSWORD": password},
-           "wrong": {"MLFLOW_TRACKING_USERNAME": "fnn", "MLFLOW_TRACKING_PASSWORD": "not-" + password}}[credentials]
+    env = {
+        "none": {},
+        "right": {"MLFLOW_TRACKING_USERNAME": "fnn", "MLFLOW_TRACKING_PASSWORD": password},
+        "wrong": {"MLFLOW_TRACKING_USERNAME": "fnn", "MLFLOW_TRACKING_PASSWORD": "not-" + password},
+    }[credentials]
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "fnn")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
     before = _run_ids(url)
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
-    result = run_pipeline(home, "-m", "dataset=digits", "model.activation=relu,tanh", "model.hidden_neurons=8",
-                          "train.epochs=1", *FAST, "report.after_sweep=false", f"mlflow.tracking_uri={url}", env=env)
+    result = run_pipeline(
+        home,
+        "-m",
+        "dataset=digits",
+        "model.activation=relu,tanh",
+        "model.hidden_neurons=8",
+        "train.epochs=1",
+        *FAST,
+        "report.after_sweep=false",
+        f"mlflow.tracking_uri={url}",
+        env=env,
+    )
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "fnn")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
     experiment = MlflowClient(url).get_experiment_by_name("fnn-sweep")
-    runs = [r for r in (MlflowClient(url).search_runs([experiment.experiment_id]) if experiment else [])
-            if r.info.run_id not in before]
+    runs = [
+        r
+        for r in (MlflowClient(url).search_runs([experiment.experiment_id]) if experiment else [])
+        if r.info.run_id not in before
+    ]
     if accepted:
         assert result.returncode == 0, result.stderr[-3000:]
         assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
@@ -121,7 +163,8 @@ def test_a_shared_server_lets_in_only_valid_credentials(home, auth_server, crede
         assert result.returncode == 2
         assert result.stderr.strip().splitlines() == [
             f"error: the tracking server {url} refused the credentials (HTTP 401): set MLFLOW_TRACKING_USERNAME "
-            "and MLFLOW_TRACKING_PASSWORD, or put them in ~/.mlflow/credentials"]
+            "and MLFLOW_TRACKING_PASSWORD, or put them in ~/.mlflow/credentials"
+        ]
         assert runs == []  # stopped before training: no new run
     assert _client_disk_is_clean(home)
 
@@ -140,9 +183,18 @@ def test_a_password_in_the_tracking_uri_reaches_no_param_tag_artifact_file_or_li
         monkeypatch.delenv(name, raising=False)
     env = {"MLFLOW_TRACKING_USERNAME": "", "MLFLOW_TRACKING_PASSWORD": ""}  # only the URI has them
     before = _run_ids_as_admin(url, password, monkeypatch)
-    sweep = run_pipeline(home, "-m", "dataset=digits", "model.activation=relu", "model.hidden_neurons=8",
-                         "optimizer.lr=0.1,1e308", "train.epochs=1", "quiet=true", f"mlflow.tracking_uri={secret_uri}",
-                         env=env)  # the lr 1e308 job fails: its reason and job.log are searched too
+    sweep = run_pipeline(
+        home,
+        "-m",
+        "dataset=digits",
+        "model.activation=relu",
+        "model.hidden_neurons=8",
+        "optimizer.lr=0.1,1e308",
+        "train.epochs=1",
+        "quiet=true",
+        f"mlflow.tracking_uri={secret_uri}",
+        env=env,
+    )  # the lr 1e308 job fails: its reason and job.log are searched too
     report = run_pipeline(home, f"mlflow.tracking_uri={secret_uri}", module="pipeline.report", env=env)
     assert sweep.returncode == 1 and report.returncode == 0, sweep.stderr[-2000:] + report.stderr[-2000:]
     assert "fnn\\:***@127.0.0.1" in next((home / "multirun").rglob("overrides.yaml")).read_text()  # Hydra escapes ":"
@@ -153,15 +205,22 @@ def test_a_password_in_the_tracking_uri_reaches_no_param_tag_artifact_file_or_li
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "fnn")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
     client = MlflowClient(url)
-    runs = [r for r in client.search_runs([client.get_experiment_by_name("fnn-sweep").experiment_id])
-            if r.info.run_id not in before]
+    runs = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("fnn-sweep").experiment_id])
+        if r.info.run_id not in before
+    ]
     assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED", "FAILED"}
     for run in runs:
         assert password not in str(run.data.params) + str(run.data.tags)
         for artifact in client.list_artifacts(run.info.run_id):
             if not artifact.is_dir:
-                assert password.encode() not in Path(client.download_artifacts(run.info.run_id, artifact.path,
-                                                                                 str(home / "dl"))).read_bytes()
+                assert (
+                    password.encode()
+                    not in Path(
+                        client.download_artifacts(run.info.run_id, artifact.path, str(home / "dl"))
+                    ).read_bytes()
+                )
     assert any(r.data.params.get("mlflow.tracking_uri", "").startswith("http://fnn:***@") for r in runs)
 
 
@@ -177,9 +236,18 @@ def _run_ids_as_admin(url, password, monkeypatch):
 
 def _two_jobs_nested_in_mlflow(home, launcher, *settings):
     """A 2-job sweep through ``launcher``: both runs FINISHED under one parent; returns the job runs."""
-    result = run_pipeline(home, "-m", f"hydra/launcher={launcher}", *settings, "dataset=digits",
-                          "model.activation=relu,tanh", "model.hidden_neurons=8", "train.epochs=1", *FAST,
-                          "report.after_sweep=false")
+    result = run_pipeline(
+        home,
+        "-m",
+        f"hydra/launcher={launcher}",
+        *settings,
+        "dataset=digits",
+        "model.activation=relu,tanh",
+        "model.hidden_neurons=8",
+        "train.epochs=1",
+        *FAST,
+        "report.after_sweep=false",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = mlflow_runs(home)
     jobs = jobs_of(runs)
@@ -188,36 +256,57 @@ def _two_jobs_nested_in_mlflow(home, launcher, *settings):
     return jobs
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
-                    reason="hydra-submitit-launcher is not installed: pip install -e '.[slurm]'")
-@pytest.mark.readme('python -m pipeline -m hydra/launcher=submitit_local')
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+    reason="hydra-submitit-launcher is not installed: pip install -e '.[slurm]'",
+)
+@pytest.mark.readme("python -m pipeline -m hydra/launcher=submitit_local")
 def test_submitit_local_launcher_runs_jobs_that_nest_in_mlflow(home):
     jobs = _two_jobs_nested_in_mlflow(home, "submitit_local")
     assert len(set(jobs["tags.pid"]) | {str(os.getpid())}) == 3  # each job in a process of its own
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
-                    reason="hydra-submitit-launcher is not installed: pip install -e '.[slurm]'")
-@pytest.mark.readme("python -m pipeline -m hydra/launcher=slurm hydra.launcher.partition=cpu "
-                    "mlflow.tracking_uri=http://HOST:5000")
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+    reason="hydra-submitit-launcher is not installed: pip install -e '.[slurm]'",
+)
+@pytest.mark.readme(
+    "python -m pipeline -m hydra/launcher=slurm hydra.launcher.partition=cpu mlflow.tracking_uri=http://HOST:5000"
+)
 def test_slurm_command_composes_the_submitit_slurm_launcher(home):
     # Submitting needs a SLURM cluster (sbatch); here the command is run up to its composed launcher config,
     # and the same launcher plugin runs real jobs in test_submitit_local_launcher_runs_jobs_that_nest_in_mlflow.
-    result = run_pipeline(home, "hydra/launcher=slurm", "hydra.launcher.partition=cpu",
-                          "mlflow.tracking_uri=http://HOST:5000", "--cfg", "hydra", "--package", "hydra.launcher")
+    result = run_pipeline(
+        home,
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=cpu",
+        "mlflow.tracking_uri=http://HOST:5000",
+        "--cfg",
+        "hydra",
+        "--package",
+        "hydra.launcher",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     launcher = yaml.safe_load(result.stdout)  # the hydra.launcher package alone
     assert launcher["_target_"] == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert launcher["partition"] == "cpu" and launcher["cpus_per_task"] == 2
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
-                    reason="hydra-ray-launcher is not installed: pip install -e '.[ray]' (see README: Scaling out)")
-@pytest.mark.readme('python -m pipeline -m hydra/launcher=ray mlflow.tracking_uri=http://HOST:5000',
-                    'python -m pipeline -m hydra/launcher=ray +hydra.launcher.ray.init.address=auto mlflow.tracking_uri=http://HOST:5000')
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
+    reason="hydra-ray-launcher is not installed: pip install -e '.[ray]' (see README: Scaling out)",
+)
+@pytest.mark.readme(
+    "python -m pipeline -m hydra/launcher=ray mlflow.tracking_uri=http://HOST:5000",
+    "python -m pipeline -m hydra/launcher=ray +hydra.launcher.ray.init.address=auto mlflow.tracking_uri=http://HOST:5000",
+)
 def test_ray_launcher_runs_jobs_that_nest_in_mlflow(home):
     # A local Ray instance on loopback only, without its dashboard.
-    jobs = _two_jobs_nested_in_mlflow(home, "ray", "+hydra.launcher.ray.init._node_ip_address=127.0.0.1",
-                                      "+hydra.launcher.ray.init.include_dashboard=false")
+    jobs = _two_jobs_nested_in_mlflow(
+        home,
+        "ray",
+        "+hydra.launcher.ray.init._node_ip_address=127.0.0.1",
+        "+hydra.launcher.ray.init.include_dashboard=false",
+    )
     # Ray gives each job one CPU (num_cpus 1) and runs one per core: one BLAS thread each.
     assert set(jobs["params.compute.blas_threads"]) == {"1"}

@@ -40,14 +40,19 @@ with read_write(task_cfg), open_dict(task_cfg):
     del task_cfg["hydra"]
 print("returned", run(task_cfg))
 """
-APP = ["dataset=digits", "model.activation=relu", "train.epochs=1", "quiet=true", "mlflow.log_model=false",
-       "report.after_sweep=false"]
+APP = [
+    "dataset=digits",
+    "model.activation=relu",
+    "train.epochs=1",
+    "quiet=true",
+    "mlflow.log_model=false",
+    "report.after_sweep=false",
+]
 
 
 def sweep_config(sweep_dir, job_overrides, task_overrides, job_num=0):
     """A composed multirun config as Hydra hands it to a callback (job_num None) or to job ``job_num``."""
-    cfg = compose("config", overrides=[*APP, *job_overrides, f"hydra.sweep.dir={sweep_dir}"],
-                  return_hydra_config=True)
+    cfg = compose("config", overrides=[*APP, *job_overrides, f"hydra.sweep.dir={sweep_dir}"], return_hydra_config=True)
     with read_write(cfg.hydra), open_dict(cfg.hydra):
         cfg.hydra.mode = RunMode.MULTIRUN
         cfg.hydra.overrides.task = [*APP, *task_overrides]
@@ -68,16 +73,20 @@ def test_a_job_in_a_clean_interpreter_nests_under_its_own_sweep(tmp_path, monkey
             # Two sweeps running at once in one store: the job must pick its own.
             for name in ("a", "b"):
                 callbacks[name] = SweepTracking()
-                callbacks[name].on_multirun_start(
-                    sweep_config(tmp_path / name, [], ["model.hidden_neurons=16,32"]))
-            job = sweep_config(tmp_path / "b", ["model.hidden_neurons=32"], ["model.hidden_neurons=16,32"],
-                               job_num=1)
+                callbacks[name].on_multirun_start(sweep_config(tmp_path / name, [], ["model.hidden_neurons=16,32"]))
+            job = sweep_config(tmp_path / "b", ["model.hidden_neurons=32"], ["model.hidden_neurons=16,32"], job_num=1)
         assert job.mlflow.tracking_uri == store_uri(home)  # resolved once here; the value travels in the pickle
         (tmp_path / "job.pkl").write_bytes(pickle.dumps(job))
 
         clean_env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}  # no FNN_SWEEP_*, no MLFLOW_*
-        result = subprocess.run([sys.executable, "-c", REMOTE_JOB, str(tmp_path / "job.pkl")], cwd=tmp_path,
-                                env=clean_env, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", REMOTE_JOB, str(tmp_path / "job.pkl")],
+            cwd=tmp_path,
+            env=clean_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         # Its place in the sweep, read from the parent run, in the job's log (the launcher prints progress).
         assert "[2/2 relu-32] test accuracy" in (tmp_path / "b" / "1" / "pipeline.log").read_text()
@@ -95,8 +104,12 @@ def test_a_job_in_a_clean_interpreter_nests_under_its_own_sweep(tmp_path, monkey
         parent_b = MlflowClient(store_uri(home)).get_run(parent_b_id)
         assert parent_b.info.status == "FINISHED"
         at_once = float(min(2, len(os.sched_getaffinity(0))))  # the parallel launcher: min(cores, jobs)
-        assert parent_b.data.metrics == {"jobs_planned": 2.0, "jobs_at_once": at_once, "n_finished": 1.0,
-                                         "n_reused": 0.0}
+        assert parent_b.data.metrics == {
+            "jobs_planned": 2.0,
+            "jobs_at_once": at_once,
+            "n_finished": 1.0,
+            "n_reused": 0.0,
+        }
         assert parent_b.data.params == {}
     finally:
         for signum, handler in saved_handlers.items():

@@ -6,5 +6,17 @@ from pipeline.data.errors import DataError
 from pipeline.data.idx import IDX_FILES, load_idx_arrays, read_idx
 from pipeline.data.registry import DATASETS
 
-__all__ = ["DATASETS", "IDX_FILES", "IDX_SOURCES", "DataError", "Dataset", "IdxSource", "default_cache_dir",
-           "download", "load_dataset", "load_idx_arrays", "locate_idx_dir", "read_idx"]
+__all__ = [
+    "DATASETS",
+    "IDX_FILES",
+    "IDX_SOURCES",
+    "DataError",
+    "Dataset",
+    "IdxSource",
+    "default_cache_dir",
+    "download",
+    "load_dataset",
+    "load_idx_arrays",
+    "locate_idx_dir",
+    "read_idx",
+]

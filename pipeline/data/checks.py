@@ -25,23 +25,27 @@ def check_split(y, n_held_out, stratify, key, fraction, name):
     if n_kept < n_classes or (n_held_out and n_held_out < n_classes):
         small, part = (n_kept, "the training part") if n_kept < n_classes else (n_held_out, "the held-out part")
         need = f"{n_classes} classes" if stratify else "a sample"
-        raise DataError(f"{key}={fraction} is not valid for {name}: {part} of its {len(y)} samples would hold "
-                        f"{small}, fewer than its {need}; choose a {'smaller' if part.endswith('training part') else 'larger'} "
-                        f"{key}")
+        raise DataError(
+            f"{key}={fraction} is not valid for {name}: {part} of its {len(y)} samples would hold "
+            f"{small}, fewer than its {need}; choose a {'smaller' if part.endswith('training part') else 'larger'} "
+            f"{key}"
+        )
     if stratify:
         counts = np.bincount(np.asarray(y, dtype=np.int64) - int(np.min(y)))
         rare = int(np.flatnonzero(counts == 1)[0] + np.min(y)) if (counts == 1).any() else None
         if rare is not None:
-            raise DataError(f"{name}: class {rare} has a single sample, too few to split it stratified "
-                            f"({key}={fraction})")
+            raise DataError(
+                f"{name}: class {rare} has a single sample, too few to split it stratified ({key}={fraction})"
+            )
 
 
 def check_labels(y, n_classes, part, name, source):
     """Class labels ``y`` (n,) are integers in [0, n_classes); checked before any split uses them."""
     bad = (y < 0) | (y >= n_classes) if np.issubdtype(y.dtype, np.integer) else np.ones(len(y), bool)
     if bad.any():
-        raise DataError(f"{name}: {int(bad.sum())} {part} label(s) outside 0..{n_classes - 1} "
-                        f"(e.g. {y[bad][0]}) in {source}")
+        raise DataError(
+            f"{name}: {int(bad.sum())} {part} label(s) outside 0..{n_classes - 1} (e.g. {y[bad][0]}) in {source}"
+        )
 
 
 def check_dataset(data):
@@ -54,13 +58,17 @@ def check_dataset(data):
     for part in ("train", "val", "test"):
         X, y = getattr(data, f"X_{part}"), getattr(data, f"y_{part}")
         if X.ndim != 2 or X.shape[1] != data.n_features or len(X) != len(y):
-            raise DataError(f"{data.name}: the {part} split has shape {X.shape} with {len(y)} targets; "
-                            f"expected (n, {data.n_features}) with n targets ({data.source})")
+            raise DataError(
+                f"{data.name}: the {part} split has shape {X.shape} with {len(y)} targets; "
+                f"expected (n, {data.n_features}) with n targets ({data.source})"
+            )
         if not len(X):
             continue
         low, high = float(np.min(X)), float(np.max(X))  # NaN or inf anywhere shows in one of them
         if not (np.isfinite(low) and np.isfinite(high)):
             raise DataError(f"{data.name}: the {part} features hold NaN or infinite values ({data.source})")
         if data.task == "regression" and not np.isfinite(y).all():
-            raise DataError(f"{data.name}: the {part} targets hold NaN or infinite values "
-                            f"(dataset.target_transform=log of a value <= 0?) ({data.source})")
+            raise DataError(
+                f"{data.name}: the {part} targets hold NaN or infinite values "
+                f"(dataset.target_transform=log of a value <= 0?) ({data.source})"
+            )

@@ -24,15 +24,25 @@ class IdxSource:
 IDX_SOURCES = {
     "mnist": IdxSource(
         # The mnist package's own host (yann.lecun.com) no longer serves the files.
-        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
-                 "https://storage.googleapis.com/cvdf-datasets/mnist/"),
-        md5={"train_images": "f68b3c2dcbeaaa9fbdd348bbdeb94873", "train_labels": "d53e105ee54ea40749a09fcbcd1e9432",
-             "test_images": "9fb629c4189551a2d022fa330f9573f3", "test_labels": "ec29112dd5afa0611ce80d1b7f02629c"},
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ),
+        md5={
+            "train_images": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train_labels": "d53e105ee54ea40749a09fcbcd1e9432",
+            "test_images": "9fb629c4189551a2d022fa330f9573f3",
+            "test_labels": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
     ),
     "fashion_mnist": IdxSource(
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        md5={"train_images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "train_labels": "25c81989df183df01b3e8a0aad5dffbe",
-             "test_images": "bef4ecab320f06d8554ea6380940ec79", "test_labels": "bb300cfdad3c16e7a12a480ee83cd310"},
+        md5={
+            "train_images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train_labels": "25c81989df183df01b3e8a0aad5dffbe",
+            "test_images": "bef4ecab320f06d8554ea6380940ec79",
+            "test_labels": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
         # Debian's dataset-fashion-mnist package: the full set, offline.
         system_dirs=("/usr/share/datasets/fashion-mnist",),
     ),
@@ -66,8 +76,9 @@ def download(urls, destination, md5, timeout=30, tries=2):
         log.info(f"downloading {url} -> {destination}")
         for attempt in range(tries):
             try:
-                pooch.retrieve(url, known_hash=f"md5:{md5}", fname=destination.name, path=destination.parent,
-                               downloader=downloader)
+                pooch.retrieve(
+                    url, known_hash=f"md5:{md5}", fname=destination.name, path=destination.parent, downloader=downloader
+                )
                 return destination
             except ValueError as exc:  # pooch: the hash does not match; the file was not kept
                 failures.append(f"{url}: checksum mismatch ({str(exc).splitlines()[0][:200]})")
@@ -111,6 +122,8 @@ def locate_idx_dir(name, data_dir=None, cache_dir=None, source=None):
             try:
                 download(urls, target / filename, source.md5[key])
             except DataError as exc:
-                raise DataError(f"{name}: {exc}. Offline? Put the four files ({', '.join(IDX_FILES.values())}) "
-                                f"in {target} or pass dataset.dir=DIR") from None
+                raise DataError(
+                    f"{name}: {exc}. Offline? Put the four files ({', '.join(IDX_FILES.values())}) "
+                    f"in {target} or pass dataset.dir=DIR"
+                ) from None
     return target

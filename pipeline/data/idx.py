@@ -37,8 +37,10 @@ def read_idx(path, magic):
             header = f.read(4)
             if len(header) < 4 or struct.unpack(">I", header)[0] != magic:
                 found = struct.unpack(">I", header)[0] if len(header) == 4 else "nothing"
-                raise DataError(f"{path}: not an IDX {'image' if magic == IMAGES_MAGIC else 'label'} "
-                                f"file (magic number {found}, expected {magic})")
+                raise DataError(
+                    f"{path}: not an IDX {'image' if magic == IMAGES_MAGIC else 'label'} "
+                    f"file (magic number {found}, expected {magic})"
+                )
             f.seek(0)
             data = mnist.parse_idx(f)
     except (OSError, EOFError, mnist.IdxDecodeError, struct.error) as exc:
@@ -65,5 +67,9 @@ def load_idx_arrays(directory):
     def flat(images):
         return images.reshape(len(images), -1).astype(np.float32) * scale
 
-    return (flat(arrays["train_images"]), arrays["train_labels"].astype(np.int64),
-            flat(arrays["test_images"]), arrays["test_labels"].astype(np.int64))
+    return (
+        flat(arrays["train_images"]),
+        arrays["train_labels"].astype(np.int64),
+        flat(arrays["test_images"]),
+        arrays["test_labels"].astype(np.int64),
+    )

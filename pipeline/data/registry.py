@@ -6,15 +6,16 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data.checks import check_split
+from pipeline.data.decoded import decoded_idx_arrays
 from pipeline.data.download import default_cache_dir, locate_idx_dir
 from pipeline.data.errors import DataError
-from pipeline.data.decoded import decoded_idx_arrays
 
 
 def _idx_dataset(name):
     def load(cfg, seed, cache_dir):
         directory = locate_idx_dir(name, cfg.get("dir"), cache_dir)
         return ("multiclass", 10, *decoded_idx_arrays(directory, cache_dir or default_cache_dir()), str(directory))
+
     return load
 
 
@@ -22,7 +23,8 @@ def split_test(X, y, test_fraction, seed, stratify):
     from sklearn.model_selection import train_test_split
 
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=test_fraction, random_state=seed, stratify=y if stratify else None)
+        X, y, test_size=test_fraction, random_state=seed, stratify=y if stratify else None
+    )
     return X_train, y_train, X_test, y_test
 
 
@@ -40,18 +42,33 @@ def _sklearn_dataset(loader_name, task):
         loader = getattr(sklearn.datasets, loader_name)
         try:
             if loader_name.startswith("fetch_"):
-                X, y = loader(return_X_y=True, data_home=cfg.get("dir") or Path(cache_dir or default_cache_dir()) / "sklearn")
+                X, y = loader(
+                    return_X_y=True, data_home=cfg.get("dir") or Path(cache_dir or default_cache_dir()) / "sklearn"
+                )
             else:
                 X, y = loader(return_X_y=True)
         except (OSError, urllib.error.URLError) as exc:
-            raise DataError(f"{loader_name} could not get its data ({exc}); it needs the internet once, "
-                            f"or scikit-learn's cached copy in dataset.dir") from None
+            raise DataError(
+                f"{loader_name} could not get its data ({exc}); it needs the internet once, "
+                f"or scikit-learn's cached copy in dataset.dir"
+            ) from None
         classes = int(y.max()) + 1 if task == "multiclass" else None
         test_fraction = cfg.get("test_fraction", 0.2)
-        check_split(y, _held_out(len(y), test_fraction), task == "multiclass", "dataset.test_fraction",
-                    test_fraction, loader_name.split("_", 1)[1])
-        return (task, classes, *split_test(X, y, test_fraction, seed, task == "multiclass"),
-                f"scikit-learn {loader_name}")
+        check_split(
+            y,
+            _held_out(len(y), test_fraction),
+            task == "multiclass",
+            "dataset.test_fraction",
+            test_fraction,
+            loader_name.split("_", 1)[1],
+        )
+        return (
+            task,
+            classes,
+            *split_test(X, y, test_fraction, seed, task == "multiclass"),
+            f"scikit-learn {loader_name}",
+        )
+
     return load
 
 

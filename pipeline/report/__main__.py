@@ -25,15 +25,22 @@ def hydra_app(cfg):
         store.probe(settings.mlflow.tracking_uri)  # a server that does not answer: one line, within seconds
         experiment_id = store.existing_experiment(settings.mlflow)  # never creates a store or an experiment
         if experiment_id is None:
-            raise ReportError(f"no experiment '{settings.mlflow.experiment_name}' in "
-                              f"{store.shown(settings.mlflow.tracking_uri)}; run `python -m pipeline -m` first")
+            raise ReportError(
+                f"no experiment '{settings.mlflow.experiment_name}' in "
+                f"{store.shown(settings.mlflow.tracking_uri)}; run `python -m pipeline -m` first"
+            )
         reaper.log_reaped(reaper.reap(experiment_id, settings.mlflow.stale_after_s))  # no RUNNING run of a dead process
-        out = write_report(cfg.mlflow.tracking_uri, settings.mlflow.experiment_name, settings.report.sweep_id,
-                           settings.report.out_dir)
+        out = write_report(
+            cfg.mlflow.tracking_uri, settings.mlflow.experiment_name, settings.report.sweep_id, settings.report.out_dir
+        )
         log.info(f"Report written to {out} (index: {out / 'report.md'})")
         if settings.report.register_best:
-            register_best_model(cfg.mlflow.tracking_uri, settings.mlflow.experiment_name, settings.report.sweep_id,
-                                settings.report.register_best)
+            register_best_model(
+                cfg.mlflow.tracking_uri,
+                settings.mlflow.experiment_name,
+                settings.report.sweep_id,
+                settings.report.register_best,
+            )
     except failure.InputError as exc:  # ConfigError, ReportError, StoreError
         failure.abort(exc)
 

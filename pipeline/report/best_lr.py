@@ -14,8 +14,10 @@ from pipeline.tracking import layout
 
 STEM = "table1_best_lr"
 LR = "lr"
-CHOICE_NOTE = ("Each cell's lr has the highest mean final validation {metric} over seeds (ties: the smaller lr); "
-               "the cell is the mean test score at that lr, never chosen on test.")
+CHOICE_NOTE = (
+    "Each cell's lr has the highest mean final validation {metric} over seeds (ties: the smaller lr); "
+    "the cell is the mean test score at that lr, never chosen on test."
+)
 
 
 def other_axes(axes):
@@ -31,14 +33,27 @@ def lr_cells(jobs, axes, spec):
     others = other_axes(axes)
     validation = layout.VALIDATION_METRIC[spec.best]
     finished = jobs[jobs["status"] == "FINISHED"]
-    frame = pd.DataFrame({
-        "hidden_neurons": finished[layout.HIDDEN_NEURONS], **{a: finished[a] for a in others},
-        "activation": finished[layout.ACTIVATION], LR: finished[layout.LR].astype(float),
-        "validation": finished[validation].astype(float) if validation in finished else np.nan,
-        "test": finished[spec.metric].astype(float) * spec.scale})
+    frame = pd.DataFrame(
+        {
+            "hidden_neurons": finished[layout.HIDDEN_NEURONS],
+            **{a: finished[a] for a in others},
+            "activation": finished[layout.ACTIVATION],
+            LR: finished[layout.LR].astype(float),
+            "validation": finished[validation].astype(float) if validation in finished else np.nan,
+            "test": finished[spec.metric].astype(float) * spec.scale,
+        }
+    )
     keys = ["hidden_neurons", *others, "activation", LR]
-    return frame.groupby(keys, dropna=False).agg(validation=("validation", "mean"), validation_std=(
-        "validation", "std"), test=("test", "mean"), n=("test", "size")).reset_index()
+    return (
+        frame.groupby(keys, dropna=False)
+        .agg(
+            validation=("validation", "mean"),
+            validation_std=("validation", "std"),
+            test=("test", "mean"),
+            n=("test", "size"),
+        )
+        .reset_index()
+    )
 
 
 def best_lr_table(cells, others, spec):
@@ -47,8 +62,9 @@ def best_lr_table(cells, others, spec):
     scored = cells[cells["validation"].notna()]
     ascending = spec.best == "min"
     # Best validation first; among equals the smaller lr.
-    best = (scored.sort_values(["validation", LR], ascending=[ascending, True], kind="stable")
-            .drop_duplicates(["hidden_neurons", *others, "activation"]))
+    best = scored.sort_values(["validation", LR], ascending=[ascending, True], kind="stable").drop_duplicates(
+        ["hidden_neurons", *others, "activation"]
+    )
     grid = cells[["hidden_neurons", *others]].drop_duplicates().sort_values([*others, "hidden_neurons"])
     table = grid.reset_index(drop=True)
     activations = ordered_activations(cells["activation"])
@@ -72,8 +88,7 @@ def markdown_best_lr(table, activations, others, spec):
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for _, row in table.iterrows():
         cells = [_best_cell(row, a, spec) for a in activations]
-        lines.append("| " + " | ".join([label(row["hidden_neurons"]), *(label(row[o]) for o in others), *cells])
-                     + " |")
+        lines.append("| " + " | ".join([label(row["hidden_neurons"]), *(label(row[o]) for o in others), *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -89,11 +104,12 @@ def write_best_lr(jobs, axes, spec, selection, out):
     metric = layout.VALIDATION_METRIC[spec.best].removeprefix("val_")
     note = CHOICE_NOTE.format(metric=metric)
     md = markdown_best_lr(table, activations, others, spec)
-    (out / f"{STEM}.md").write_text(f"# {spec.label} at the best learning rate per cell ({selection})\n\n"
-                                    f"{note}\n\n{md}")
+    (out / f"{STEM}.md").write_text(
+        f"# {spec.label} at the best learning rate per cell ({selection})\n\n{note}\n\n{md}"
+    )
     caption = f"{spec.label} at the best lr per cell ({selection}). {note}"
-    (out / f"{STEM}.tex").write_text(latex_table(table, activations, others, caption, spec,
-                                                 cell=lambda row, a: _best_cell(row, a, spec)))
-    not_drawn = figures.plot_validation_vs_lr(cells, activations, f"final validation {metric}",
-                                              out / "val_vs_lr.png")
+    (out / f"{STEM}.tex").write_text(
+        latex_table(table, activations, others, caption, spec, cell=lambda row, a: _best_cell(row, a, spec))
+    )
+    not_drawn = figures.plot_validation_vs_lr(cells, activations, f"final validation {metric}", out / "val_vs_lr.png")
     return note, md, not_drawn

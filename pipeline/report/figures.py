@@ -21,8 +21,10 @@ TRAIN_LOSS, VAL_LOSS = layout.EPOCH_METRICS["loss"], layout.EPOCH_METRICS["val_l
 
 def _histories(run_ids, metric):
     client = MlflowClient()
-    return {run_id: [m.value for m in sorted(client.get_metric_history(run_id, metric), key=lambda m: m.step)]
-            for run_id in run_ids}
+    return {
+        run_id: [m.value for m in sorted(client.get_metric_history(run_id, metric), key=lambda m: m.step)]
+        for run_id in run_ids
+    }
 
 
 def plot_loss_curves(frame, run_ids, activations, path):
@@ -31,8 +33,7 @@ def plot_loss_curves(frame, run_ids, activations, path):
     train, val = _histories(finished["run_id"], TRAIN_LOSS), _histories(finished["run_id"], VAL_LOSS)
     if not any(train.values()):
         return "no finished run has a loss curve"
-    fig, axes = plt.subplots(1, len(activations), figsize=(4.5 * len(activations), 3.8), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(1, len(activations), figsize=(4.5 * len(activations), 3.8), squeeze=False, sharey=True)
     widths = sorted(frame["hidden_neurons"].unique())
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(widths)))
     for ax, activation in zip(axes[0], activations):
@@ -96,8 +97,9 @@ def plot_validation_vs_lr(cells, activations, ylabel, path):
         mine = cells[cells["activation"] == activation]
         for width, line in mine.groupby("hidden_neurons"):
             line = line.groupby("lr")[["validation", "validation_std"]].mean()
-            ax.errorbar(line.index, line["validation"], yerr=line["validation_std"], marker="o", capsize=3,
-                        label=f"{width:g}")
+            ax.errorbar(
+                line.index, line["validation"], yerr=line["validation_std"], marker="o", capsize=3, label=f"{width:g}"
+            )
         ax.set_xscale("log")
         ax.set(title=activation, xlabel="learning rate")
         ax.grid(alpha=0.3)

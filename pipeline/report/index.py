@@ -7,20 +7,28 @@ import numpy as np
 import pandas as pd
 
 from pipeline.report import figures
-from pipeline.report.best_lr import STEM as BEST_LR_STEM, write_best_lr
-from pipeline.report.render import fmt, latex_table, markdown_table
+from pipeline.report.best_lr import STEM as BEST_LR_STEM
+from pipeline.report.best_lr import write_best_lr
 from pipeline.report.publish import check_out_dir, report_folder
+from pipeline.report.render import fmt, latex_table, markdown_table
 from pipeline.report.select import ReportError, extra_axes, load_runs, select_jobs
-from pipeline.report.tables import cell_frame, label, ordered_activations, published_comparison, summarize, \
-    table_specs
+from pipeline.report.tables import cell_frame, label, ordered_activations, published_comparison, summarize, table_specs
 from pipeline.tracking import layout
 
 LITERATURE_CSV = Path(__file__).resolve().parent / "reference" / "literature_mlp.csv"
-SETTINGS = (("dataset", "dataset.name"), ("epochs", "train.epochs"), ("batch size", "train.batch_size"),
-            ("optimizer", "optimizer.name"), ("learning rate", layout.LR), ("momentum", "optimizer.momentum"),
-            ("init", "model.init"), ("hidden layers", "model.hidden_layers"),
-            ("validation fraction", "train.val_fraction"), ("seeds", layout.SEED),
-            ("BLAS threads per job", layout.BLAS_THREADS))
+SETTINGS = (
+    ("dataset", "dataset.name"),
+    ("epochs", "train.epochs"),
+    ("batch size", "train.batch_size"),
+    ("optimizer", "optimizer.name"),
+    ("learning rate", layout.LR),
+    ("momentum", "optimizer.momentum"),
+    ("init", "model.init"),
+    ("hidden layers", "model.hidden_layers"),
+    ("validation fraction", "train.val_fraction"),
+    ("seeds", layout.SEED),
+    ("BLAS threads per job", layout.BLAS_THREADS),
+)
 
 
 PUBLISHED_DATASET = "mnist"  # the published tables are MNIST's; other datasets get no comparison
@@ -59,37 +67,63 @@ def _write_files(jobs, selection, out):
             table.round(6).to_csv(out / f"{spec.stem}.csv", index=False)
         md = markdown_table(table, activations, axes, spec)
         (out / f"{spec.stem}.md").write_text(f"# {spec.label}: activation x hidden neurons ({selection})\n\n{md}")
-        (out / f"{spec.stem}.tex").write_text(latex_table(table, activations, axes, f"{spec.label} ({selection})",
-                                                          spec))
+        (out / f"{spec.stem}.tex").write_text(
+            latex_table(table, activations, axes, f"{spec.label} ({selection})", spec)
+        )
         comparison = None
         if spec.published_metric and compare:
             comparison = published_comparison(table, activations, spec)
             comparison.to_csv(out / f"{spec.stem}_vs_published.csv", index=False)
         sections.append((spec, md, comparison))
         for _, row in table.iterrows():
-            missing_cells.update((label(row["hidden_neurons"]), a, *(label(row[x]) for x in axes))
-                                 for a in activations if pd.isna(row[a]))
+            missing_cells.update(
+                (label(row["hidden_neurons"]), a, *(label(row[x]) for x in axes))
+                for a in activations
+                if pd.isna(row[a])
+            )
 
     activations = ordered_activations(frame["activation"])
     (quality, time_table), quality_spec = tables, specs[0]
     plots = [  # file, what it shows, how to draw it (returns why not, or None)
-        ("loss_curves.png", "Loss per epoch, one panel per activation (solid: train, dashed: validation)",
-         lambda path: figures.plot_loss_curves(frame, jobs["run_id"], activations, path)),
-        ("accuracy_vs_width.png", "Table 1's metric vs width",
-         lambda path: figures.plot_vs_width(quality, activations, quality_spec.label, path)),
-        ("time_vs_width.png", "Training time vs width",
-         lambda path: figures.plot_vs_width(time_table, activations, "training time (s)", path, log_y=True)),
-        ("heatmap_test_accuracy.png", "Heatmap of Table 1",
-         lambda path: figures.plot_heatmap(quality, activations, quality_spec.label, path, 1,
-                                           "viridis" if quality_spec.best == "max" else "viridis_r")),
-        ("heatmap_training_time.png", "Heatmap of Table 2",
-         lambda path: figures.plot_heatmap(time_table, activations, "training time (s)", path, 1, "magma_r")),
+        (
+            "loss_curves.png",
+            "Loss per epoch, one panel per activation (solid: train, dashed: validation)",
+            lambda path: figures.plot_loss_curves(frame, jobs["run_id"], activations, path),
+        ),
+        (
+            "accuracy_vs_width.png",
+            "Table 1's metric vs width",
+            lambda path: figures.plot_vs_width(quality, activations, quality_spec.label, path),
+        ),
+        (
+            "time_vs_width.png",
+            "Training time vs width",
+            lambda path: figures.plot_vs_width(time_table, activations, "training time (s)", path, log_y=True),
+        ),
+        (
+            "heatmap_test_accuracy.png",
+            "Heatmap of Table 1",
+            lambda path: figures.plot_heatmap(
+                quality,
+                activations,
+                quality_spec.label,
+                path,
+                1,
+                "viridis" if quality_spec.best == "max" else "viridis_r",
+            ),
+        ),
+        (
+            "heatmap_training_time.png",
+            "Heatmap of Table 2",
+            lambda path: figures.plot_heatmap(time_table, activations, "training time (s)", path, 1, "magma_r"),
+        ),
     ]
     drawn = [(file, title, draw(out / file)) for file, title, draw in plots]
     best_lr = write_best_lr(jobs, axes, quality_spec, selection, out) if layout.LR in axes else None
     literature = literature_rows(jobs)
-    (out / "report.md").write_text(_index(jobs, frame, selection, axes, sections, missing_cells, best_lr,
-                                          literature, drawn))
+    (out / "report.md").write_text(
+        _index(jobs, frame, selection, axes, sections, missing_cells, best_lr, literature, drawn)
+    )
 
 
 def literature_rows(jobs):
@@ -115,27 +149,42 @@ def _number_first(text):
 
 def _settings(jobs, axes):
     """What produced the runs: each setting's values across the selected runs."""
-    machines = {f"{r.cpu or '?'}, {r.cpu_count or '?'} cores, NumPy {r.numpy or '?'}, BLAS {r.blas or '?'}"
-                for r in jobs.itertuples()}
-    return [*((name, _values(jobs, key)) for name, key in SETTINGS),
-            ("axes besides activation x width", ", ".join(axes) or "none"), ("machine", "; ".join(sorted(machines)))]
+    machines = {
+        f"{r.cpu or '?'}, {r.cpu_count or '?'} cores, NumPy {r.numpy or '?'}, BLAS {r.blas or '?'}"
+        for r in jobs.itertuples()
+    }
+    return [
+        *((name, _values(jobs, key)) for name, key in SETTINGS),
+        ("axes besides activation x width", ", ".join(axes) or "none"),
+        ("machine", "; ".join(sorted(machines))),
+    ]
 
 
 def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr, literature, drawn):
     statuses = frame["status"].value_counts().to_dict()
-    lines = [f"# fnn-sweep report: {selection}", "",
-             f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m pipeline.report` "
-             f"from the runs MLflow holds ({len(frame)} runs: "
-             + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + ").", "",
-             "| setting | value |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in _settings(jobs, axes)), ""]
+    lines = [
+        f"# fnn-sweep report: {selection}",
+        "",
+        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m pipeline.report` "
+        f"from the runs MLflow holds ({len(frame)} runs: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+        + ").",
+        "",
+        "| setting | value |",
+        "| --- | --- |",
+        *(f"| {k} | {v} |" for k, v in _settings(jobs, axes)),
+        "",
+    ]
     if axes:
         lines += [f"The runs also differ in {', '.join(axes)}: the tables have one row per value.", ""]
     if frame.groupby(["hidden_neurons", "activation", *axes], dropna=False).size().max() > 1:
         lines += ["Cells pool repeated seeds: mean ± standard deviation (n in the CSV).", ""]
     failed = jobs[jobs["status"] != "FINISHED"]
     lines += [f"## Failed or unfinished runs: {len(failed)}", ""]
-    lines += [f"- {run.run_name or run.run_id} ({run.run_id[:8]}): {run.status}: "
-              f"{run.failure_reason or 'no reason recorded'}" for run in failed.itertuples()]
+    lines += [
+        f"- {run.run_name or run.run_id} ({run.run_id[:8]}): {run.status}: {run.failure_reason or 'no reason recorded'}"
+        for run in failed.itertuples()
+    ]
     lines += ["" if len(failed) else "None.", "", f"## Missing cells (no finished run): {len(missing_cells)}", ""]
     lines += [f"- {', '.join(cell)}" for cell in sorted(missing_cells)] or ["None."]
     for spec, md, comparison in sections:
@@ -144,36 +193,63 @@ def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr, liter
             links += f" · [vs published CSV]({spec.stem}_vs_published.csv)"
         lines += ["", f"## {spec.label}", "", links + ". Bold: best in the row.", ""]
         if spec.metric == layout.TRAINING_TIME:
-            lines += [f"Seconds inside fit (logging excluded), with {_values(jobs, layout.BLAS_THREADS)} BLAS "
-                      "thread(s) per job.", ""]
+            lines += [
+                f"Seconds inside fit (logging excluded), with {_values(jobs, layout.BLAS_THREADS)} BLAS "
+                "thread(s) per job.",
+                "",
+            ]
         lines += [md]
         table1 = spec is sections[0][0]  # the literature and the best lr go beside Table 1
         if table1 and len(literature):
-            lines += ["### Published single-hidden-layer MLP results on this dataset: other setups", "",
-                      "Context only, not comparable cell by cell: other training sets, epochs, losses and "
-                      "preprocessing (from pipeline/report/reference/literature_mlp.csv).", "",
-                      "| model | loss | preprocessing | test error (%) | test accuracy (%) | source |",
-                      "| --- | --- | --- | --- | --- | --- |"]
-            lines += [f"| {r.model} | {r.loss} | {r.preprocessing} | {r.test_error_pct} | "
-                      f"{100 - r.test_error_pct:.2f} | {r.source} |" for r in literature.itertuples()]
+            lines += [
+                "### Published single-hidden-layer MLP results on this dataset: other setups",
+                "",
+                "Context only, not comparable cell by cell: other training sets, epochs, losses and "
+                "preprocessing (from pipeline/report/reference/literature_mlp.csv).",
+                "",
+                "| model | loss | preprocessing | test error (%) | test accuracy (%) | source |",
+                "| --- | --- | --- | --- | --- | --- |",
+            ]
+            lines += [
+                f"| {r.model} | {r.loss} | {r.preprocessing} | {r.test_error_pct} | "
+                f"{100 - r.test_error_pct:.2f} | {r.source} |"
+                for r in literature.itertuples()
+            ]
             lines += [""]
         if table1 and best_lr is not None:
             note, best_md, not_drawn = best_lr
-            figure = (f"[figure: validation vs lr](val_vs_lr.png)" if not_drawn is None
-                      else f"no figure of validation vs lr: {not_drawn}")
-            lines += [f"## {spec.label} at the best learning rate per cell", "",
-                      f"[CSV]({BEST_LR_STEM}.csv) · [Markdown]({BEST_LR_STEM}.md) · [LaTeX]({BEST_LR_STEM}.tex) · "
-                      f"{figure}.", "", note, "", best_md]
+            figure = (
+                "[figure: validation vs lr](val_vs_lr.png)"
+                if not_drawn is None
+                else f"no figure of validation vs lr: {not_drawn}"
+            )
+            lines += [
+                f"## {spec.label} at the best learning rate per cell",
+                "",
+                f"[CSV]({BEST_LR_STEM}.csv) · [Markdown]({BEST_LR_STEM}.md) · [LaTeX]({BEST_LR_STEM}.tex) · {figure}.",
+                "",
+                note,
+                "",
+                best_md,
+            ]
             lines += ["![validation vs learning rate](val_vs_lr.png)", ""] if not_drawn is None else []
         if comparison is None:
             continue
-        lines += [f"### {spec.label}: ours vs the published study (MNIST, 60k/10k, SGD lr 0.1)", "",
-                  "| hidden neurons | activation | ours | published | difference |", "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {r.hidden_neurons} | {r.activation} | {fmt(r.ours, spec.digits)} | {r.published} | "
-                  f"{fmt(r.difference, spec.digits)} |" for r in comparison.itertuples()]
+        lines += [
+            f"### {spec.label}: ours vs the published study (MNIST, 60k/10k, SGD lr 0.1)",
+            "",
+            "| hidden neurons | activation | ours | published | difference |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {r.hidden_neurons} | {r.activation} | {fmt(r.ours, spec.digits)} | {r.published} | "
+            f"{fmt(r.difference, spec.digits)} |"
+            for r in comparison.itertuples()
+        ]
     lines += ["", "## Figures", ""]
-    lines += [f"- [{title}]({file})" if reason is None else f"- {title}: not drawn, {reason}"
-              for file, title, reason in drawn]
+    lines += [
+        f"- [{title}]({file})" if reason is None else f"- {title}: not drawn, {reason}" for file, title, reason in drawn
+    ]
     lines += [""]
     for file, title, reason in drawn[:2]:  # the two a reader looks at first
         if reason is None:

@@ -28,8 +28,10 @@ def check_out_dir(out_dir):
         raise ReportError(f"report.out_dir={out_dir} is a file, not a directory; choose a directory")
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ReportError(f"report.out_dir={out_dir} cannot be written here ({existing} is not a writable "
-                          "directory); choose another directory")
+        raise ReportError(
+            f"report.out_dir={out_dir} cannot be written here ({existing} is not a writable "
+            "directory); choose another directory"
+        )
     return path
 
 
@@ -43,8 +45,9 @@ def report_folder(out_dir, name):
         _remove_abandoned(out)
         building = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}.building-{os.getpid()}-"))
     except OSError as exc:
-        raise ReportError(f"report.out_dir={out_dir} cannot be written: {exc.strerror or exc}; "
-                          "choose another directory") from None
+        raise ReportError(
+            f"report.out_dir={out_dir} cannot be written: {exc.strerror or exc}; choose another directory"
+        ) from None
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(building, 0o777 & ~umask)  # as a plain mkdir would make it

@@ -42,8 +42,14 @@ def latex_table(table, activations, axes, caption, spec, cell=None):
     """``cell(row, activation)``: a cell's text (default: mean ± std)."""
     cell = cell or (lambda row, a: _cell(row, a, spec.digits, r"$\pm$"))
     columns = ["hidden neurons", *axes, *activations]
-    lines = [r"\begin{table}[ht]", r"\centering", r"\begin{tabular}{" + "r" * len(columns) + "}", r"\hline",
-             " & ".join(c.replace("_", r"\_") for c in columns) + r" \\", r"\hline"]
+    lines = [
+        r"\begin{table}[ht]",
+        r"\centering",
+        r"\begin{tabular}{" + "r" * len(columns) + "}",
+        r"\hline",
+        " & ".join(c.replace("_", r"\_") for c in columns) + r" \\",
+        r"\hline",
+    ]
     for _, row in table.iterrows():
         cells = [cell(row, a).replace(MISSING, "--") for a in activations]
         lines.append(" & ".join(_row_labels(row, axes) + cells) + r" \\")

@@ -15,7 +15,9 @@ def load_runs(tracking_uri, experiment_name):
     """Every run of the experiment (a ``layout.read_runs`` frame)."""
     experiment_id = store.find_experiment(tracking_uri, experiment_name)
     if experiment_id is None:
-        raise ReportError(f"no experiment '{experiment_name}' in {store.shown(tracking_uri)}; run `python -m pipeline -m` first")
+        raise ReportError(
+            f"no experiment '{experiment_name}' in {store.shown(tracking_uri)}; run `python -m pipeline -m` first"
+        )
     mlflow.set_tracking_uri(store.absolute_tracking_uri(tracking_uri))
     return layout.read_runs([experiment_id])
 
@@ -34,8 +36,10 @@ def select_jobs(runs, sweep_id):
     sweeps = runs[runs["role"] == layout.ROLE_SWEEP].sort_values("start_time", ascending=False)
     if sweep_id is None:
         if sweeps.empty:
-            raise ReportError("no sweep in this experiment yet; run `python -m pipeline -m`, "
-                              "or report every run with report.sweep_id=all")
+            raise ReportError(
+                "no sweep in this experiment yet; run `python -m pipeline -m`, "
+                "or report every run with report.sweep_id=all"
+            )
         sweep_id = sweeps["sweep_id"].iloc[0]
     # A job the sweep skipped as already FINISHED counts through the run it reused.
     markers = runs[(runs["role"] == layout.ROLE_REUSED) & (runs["sweep_id"] == sweep_id)]
@@ -49,5 +53,8 @@ def select_jobs(runs, sweep_id):
 def extra_axes(jobs):
     """Config keys, besides activation, width and seed, whose value differs between runs."""
     fixed = {layout.ACTIVATION, layout.HIDDEN_NEURONS, layout.SEED, "dataset.dir"}  # where, not what
-    return sorted(key for key in layout.param_columns(jobs)
-                  if key not in fixed and not result_neutral(key) and jobs[key].nunique(dropna=False) > 1)
+    return sorted(
+        key
+        for key in layout.param_columns(jobs)
+        if key not in fixed and not result_neutral(key) and jobs[key].nunique(dropna=False) > 1
+    )

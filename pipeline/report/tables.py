@@ -22,12 +22,14 @@ class TableSpec(NamedTuple):
     digits: int
 
 
-ACCURACY_TABLE = TableSpec("table1_test_accuracy", layout.TEST_ACCURACY, 100.0, "test accuracy (%)",
-                           "accuracy_pct", "max", 2)
+ACCURACY_TABLE = TableSpec(
+    "table1_test_accuracy", layout.TEST_ACCURACY, 100.0, "test accuracy (%)", "accuracy_pct", "max", 2
+)
 MSE_TABLE = TableSpec("table1_test_mse", layout.TEST_MSE, 1.0, "test MSE", None, "min", 4)
 # The published CSV names training time as our metric does.
-TIME_TABLE = TableSpec("table2_training_time", layout.TRAINING_TIME, 1.0, "training time (s)", layout.TRAINING_TIME,
-                       "min", 3)
+TIME_TABLE = TableSpec(
+    "table2_training_time", layout.TRAINING_TIME, 1.0, "training time (s)", layout.TRAINING_TIME, "min", 3
+)
 
 
 def table_specs(jobs):
@@ -48,8 +50,14 @@ def ordered_activations(names):
 
 def cell_frame(jobs, axes, specs):
     """One row per run: hidden_neurons, activation, the extra axes, status and the tables' metrics."""
-    frame = pd.DataFrame({"hidden_neurons": jobs[layout.HIDDEN_NEURONS], "activation": jobs[layout.ACTIVATION],
-                          **{axis: jobs[axis] for axis in axes}, "status": jobs["status"]})
+    frame = pd.DataFrame(
+        {
+            "hidden_neurons": jobs[layout.HIDDEN_NEURONS],
+            "activation": jobs[layout.ACTIVATION],
+            **{axis: jobs[axis] for axis in axes},
+            "status": jobs["status"],
+        }
+    )
     for spec in specs:
         frame[spec.metric] = jobs[spec.metric] if spec.metric in jobs else np.nan
     return frame
@@ -60,8 +68,9 @@ def summarize(frame, spec, axes):
     ``<activation>_std`` and ``<activation>_n`` when any cell has several runs."""
     keys = ["hidden_neurons", *axes]
     finished = frame[frame["status"] == "FINISHED"].assign(value=lambda f: f[spec.metric] * spec.scale)
-    stats = finished.pivot_table(index=keys, columns="activation", values="value",
-                                 aggfunc=["mean", "std", "count"], dropna=False)
+    stats = finished.pivot_table(
+        index=keys, columns="activation", values="value", aggfunc=["mean", "std", "count"], dropna=False
+    )
     grid = frame[keys].drop_duplicates().sort_values(axes + ["hidden_neurons"])
     activations = ordered_activations(frame["activation"])
     stats = stats.reindex(pd.MultiIndex.from_frame(grid) if len(keys) > 1 else pd.Index(grid[keys[0]]))
@@ -91,7 +100,13 @@ def published_comparison(table, activations, spec):
     for ref in published.itertuples():
         match = table[table["hidden_neurons"] == ref.hidden_neurons]
         ours = match[ref.activation].mean() if ref.activation in activations and len(match) else np.nan
-        rows.append({"hidden_neurons": int(ref.hidden_neurons), "activation": ref.activation,
-                     "ours": round(ours, spec.digits) if not pd.isna(ours) else np.nan, "published": ref.value,
-                     "difference": round(ours - ref.value, spec.digits) if not pd.isna(ours) else np.nan})
+        rows.append(
+            {
+                "hidden_neurons": int(ref.hidden_neurons),
+                "activation": ref.activation,
+                "ours": round(ours, spec.digits) if not pd.isna(ours) else np.nan,
+                "published": ref.value,
+                "difference": round(ours - ref.value, spec.digits) if not pd.isna(ours) else np.nan,
+            }
+        )
     return pd.DataFrame(rows)

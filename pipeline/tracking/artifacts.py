@@ -43,7 +43,8 @@ def log_confusion_matrix(y_true, y_pred, n_classes):
     mlflow.log_text(table.to_csv(), layout.ARTIFACT_CONFUSION_CSV)
     fig, ax = plt.subplots(figsize=(5, 4.5))
     ConfusionMatrixDisplay(matrix, display_labels=labels).plot(
-        ax=ax, cmap="Blues", include_values=n_classes <= 12, values_format="d", colorbar=True)
+        ax=ax, cmap="Blues", include_values=n_classes <= 12, values_format="d", colorbar=True
+    )
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (test set)")
     fig.tight_layout()
     mlflow.log_figure(fig, layout.ARTIFACT_CONFUSION_PNG)

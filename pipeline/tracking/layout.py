@@ -90,10 +90,18 @@ ARTIFACT_JOB_LOG = "job.log"  # a FAILED job's log, traceback included
 # dotted config keys (so "params are the columns with a dot"), metrics their names.
 RUN_INFO = ("run_id", "experiment_id", "status", "start_time", "end_time")
 TAG_COLUMNS = {
-    "run_name": TAG_RUN_NAME, "parent_run_id": TAG_PARENT, "role": TAG_ROLE, "sweep_id": TAG_SWEEP_ID,
-    "sweep_dir": TAG_SWEEP_DIR, "failure_reason": TAG_FAILURE, "stop_reason": TAG_STOP_REASON,
-    "dataset_hash": TAG_DATASET_HASH, "git_commit": TAG_GIT_COMMIT, "config_hash": TAG_CONFIG_HASH,
-    "reused_run": TAG_REUSED_RUN, **{t: t for t in ENVIRONMENT_TAGS},
+    "run_name": TAG_RUN_NAME,
+    "parent_run_id": TAG_PARENT,
+    "role": TAG_ROLE,
+    "sweep_id": TAG_SWEEP_ID,
+    "sweep_dir": TAG_SWEEP_DIR,
+    "failure_reason": TAG_FAILURE,
+    "stop_reason": TAG_STOP_REASON,
+    "dataset_hash": TAG_DATASET_HASH,
+    "git_commit": TAG_GIT_COMMIT,
+    "config_hash": TAG_CONFIG_HASH,
+    "reused_run": TAG_REUSED_RUN,
+    **{t: t for t in ENVIRONMENT_TAGS},
 }
 
 
@@ -153,17 +161,18 @@ def read_runs(experiment_ids, filter_string=""):
 
 def tidy(raw):
     """``mlflow.search_runs`` output -> the frame ``read_runs`` describes."""
-    frame = pd.DataFrame({column: raw[column] if column in raw else pd.Series(dtype=object)
-                          for column in RUN_INFO}, index=raw.index)
+    frame = pd.DataFrame(
+        {column: raw[column] if column in raw else pd.Series(dtype=object) for column in RUN_INFO}, index=raw.index
+    )
     for name, tag in TAG_COLUMNS.items():
         column = f"tags.{tag}"
         frame[name] = raw[column].astype(object).where(raw[column].notna(), None) if column in raw else None
     columns = {}
     for column in raw.columns:
-        if column.startswith("params.") and column[len("params."):] not in PARAM_ALIASES:
-            columns[column[len("params."):]] = _typed(raw[column])
+        if column.startswith("params.") and column[len("params.") :] not in PARAM_ALIASES:
+            columns[column[len("params.") :]] = _typed(raw[column])
         elif column.startswith("metrics."):
-            columns[column[len("metrics."):]] = raw[column].astype(float)
+            columns[column[len("metrics.") :]] = raw[column].astype(float)
     frame = pd.concat([frame, pd.DataFrame(columns, index=raw.index)], axis=1)
     return frame.sort_values("start_time", kind="stable").reset_index(drop=True)
 

@@ -7,15 +7,16 @@ so a float32 NumPy array, a DataFrame of float32 columns with any names and a
 REST body ``{"inputs": [[...], ...]}`` all work (MLflow refuses other dtypes).
 """
 
-import mlflow
 import numpy as np
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
 
 from fnn_core import FNN
 
 OUTPUTS = ("label", "proba")  # params={"output": ...}; "proba" is for classifiers only
 
 
-class FNNModel(mlflow.pyfunc.PythonModel):
+class FNNModel(PythonModel):
     """Predicts labels (classification) or values (regression); ``output="proba"``: class probabilities."""
 
     def load_context(self, context):
@@ -35,4 +36,4 @@ class FNNModel(mlflow.pyfunc.PythonModel):
         return self.net.predict(X)
 
 
-mlflow.models.set_model(FNNModel())
+set_model(FNNModel())

@@ -47,8 +47,12 @@ def reap(experiment_id, stale_after_s, skip=()):
         if run.run_id in skip:
             continue
         children = running[running["parent_run_id"] == run.run_id]
-        last = max([heartbeat(client, run.run_id, run.start_time.timestamp()),
-                    *(heartbeat(client, c.run_id, c.start_time.timestamp()) for c in children.itertuples())])
+        last = max(
+            [
+                heartbeat(client, run.run_id, run.start_time.timestamp()),
+                *(heartbeat(client, c.run_id, c.start_time.timestamp()) for c in children.itertuples()),
+            ]
+        )
         if run.hostname == here:
             if process_alive(run.pid):
                 continue

@@ -26,8 +26,7 @@ def best_job(jobs):
             scores = finished[metric].astype(float)
             index = scores.idxmax() if best == "max" else scores.idxmin()
             return finished.loc[index], metric
-    raise InputError("no finished run has a validation score to choose by (train.val_fraction=0?); "
-                     "nothing registered")
+    raise InputError("no finished run has a validation score to choose by (train.val_fraction=0?); nothing registered")
 
 
 def register_best(tracking_uri, experiment_id, jobs, name, selection):
@@ -45,17 +44,25 @@ def register_best(tracking_uri, experiment_id, jobs, name, selection):
     row, metric = best_job(candidates)
     # models:/<id> names the logged model itself, so the version links to it and to its run.
     try:
-        version = mlflow.register_model(f"models:/{model_of_run[row['run_id']]}", name, tags={
-            TAG_SELECTION: selection, TAG_SELECTED_BY: metric})
+        version = mlflow.register_model(
+            f"models:/{model_of_run[row['run_id']]}", name, tags={TAG_SELECTION: selection, TAG_SELECTED_BY: metric}
+        )
     except mlflow.MlflowException as exc:  # a name or permission the registry refuses: one line
         raise InputError(f"model '{name}' not registered: {str(exc).strip().splitlines()[0][:300]}") from None
     scores = f"{metric} {row[metric]:.4f}"
     test = next((m for m in (layout.TEST_ACCURACY, layout.TEST_MSE) if m in row and pd.notna(row[m])), None)
     if test:
         scores += f", {test} {row[test]:.4f}"
-    MlflowClient(uri).update_model_version(name, version.version, description=(
-        f"Best of {selection} by final {metric} (validation, not test): run {row['run_name']} "
-        f"({row['run_id']}); {scores}."))
-    log.info(f"Registered model '{name}' version {version.version}: run {row['run_name']} ({scores}); "
-             f"models:/{name}/{version.version}, in the UI: {store.models_page(tracking_uri, name)}")
+    MlflowClient(uri).update_model_version(
+        name,
+        version.version,
+        description=(
+            f"Best of {selection} by final {metric} (validation, not test): run {row['run_name']} "
+            f"({row['run_id']}); {scores}."
+        ),
+    )
+    log.info(
+        f"Registered model '{name}' version {version.version}: run {row['run_name']} ({scores}); "
+        f"models:/{name}/{version.version}, in the UI: {store.models_page(tracking_uri, name)}"
+    )
     return version

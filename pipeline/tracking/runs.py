@@ -37,12 +37,21 @@ class Sweep:
 
 # ---- sweeps (parent runs) ----
 
+
 def start_sweep(experiment_id, sweep_id, sweep_dir, planned_jobs, jobs_at_once, description):
     """Create the parent run of a sweep; returns its run id."""
     client = MlflowClient()
-    run = client.create_run(experiment_id, run_name=sweep_id, tags={
-        layout.TAG_ROLE: layout.ROLE_SWEEP, layout.TAG_SWEEP_ID: sweep_id,
-        layout.TAG_SWEEP_DIR: str(sweep_dir), layout.TAG_NOTE: description, **environment_tags()})
+    run = client.create_run(
+        experiment_id,
+        run_name=sweep_id,
+        tags={
+            layout.TAG_ROLE: layout.ROLE_SWEEP,
+            layout.TAG_SWEEP_ID: sweep_id,
+            layout.TAG_SWEEP_DIR: str(sweep_dir),
+            layout.TAG_NOTE: description,
+            **environment_tags(),
+        },
+    )
     counts = {layout.SWEEP_JOBS_AT_ONCE: jobs_at_once}
     if planned_jobs is not None:
         counts[layout.SWEEP_PLANNED] = planned_jobs
@@ -54,14 +63,20 @@ def start_sweep(experiment_id, sweep_id, sweep_dir, planned_jobs, jobs_at_once, 
 def find_sweep(experiment_id, sweep_dir):
     """The newest running parent run whose sweep directory is ``sweep_dir``, or None."""
     parents = mlflow.search_runs(
-        [experiment_id], output_format="list", order_by=[layout.START_TIME_NEWEST_FIRST],
-        filter_string=f"{layout.tag_is(layout.TAG_ROLE, layout.ROLE_SWEEP)} and {layout.status_is('RUNNING')}")
+        [experiment_id],
+        output_format="list",
+        order_by=[layout.START_TIME_NEWEST_FIRST],
+        filter_string=f"{layout.tag_is(layout.TAG_ROLE, layout.ROLE_SWEEP)} and {layout.status_is('RUNNING')}",
+    )
     for parent in parents:
         if parent.data.tags.get(layout.TAG_SWEEP_DIR) == str(sweep_dir):
             planned = parent.data.metrics.get(layout.SWEEP_PLANNED)
-            return Sweep(parent.info.run_id, parent.data.tags[layout.TAG_SWEEP_ID],
-                         None if planned is None else int(planned),
-                         int(parent.data.metrics.get(layout.SWEEP_JOBS_AT_ONCE, 1)))
+            return Sweep(
+                parent.info.run_id,
+                parent.data.tags[layout.TAG_SWEEP_ID],
+                None if planned is None else int(planned),
+                int(parent.data.metrics.get(layout.SWEEP_JOBS_AT_ONCE, 1)),
+            )
     return None
 
 
@@ -82,12 +97,15 @@ def end_sweep(run_id, status, counts, reason=None):
     if reason:
         client.set_tag(run_id, layout.TAG_FAILURE, reason[:5000])
     now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[
-        mlflow.entities.Metric(layout.status_count_metric(s), float(n), now, 0) for s, n in counts.items()])
+    client.log_batch(
+        run_id,
+        metrics=[mlflow.entities.Metric(layout.status_count_metric(s), float(n), now, 0) for s, n in counts.items()],
+    )
     client.set_terminated(run_id, status)
 
 
 # ---- jobs ----
+
 
 @contextmanager
 def job_run(experiment_id, run_name, resolved_config, config_hash, sweep=None, choices=None):
@@ -99,8 +117,12 @@ def job_run(experiment_id, run_name, resolved_config, config_hash, sweep=None, c
     leaves the block, or KILLED on SIGTERM / Ctrl-C: never RUNNING. The run
     is created explicitly, so a stray ``MLFLOW_RUN_ID`` is never reopened.
     """
-    run_tags = {layout.TAG_ROLE: layout.ROLE_JOB, layout.TAG_CONFIG_HASH: config_hash, **environment_tags(),
-                **{f"{layout.CHOICE_TAG_PREFIX}{group}": str(option) for group, option in (choices or {}).items()}}
+    run_tags = {
+        layout.TAG_ROLE: layout.ROLE_JOB,
+        layout.TAG_CONFIG_HASH: config_hash,
+        **environment_tags(),
+        **{f"{layout.CHOICE_TAG_PREFIX}{group}": str(option) for group, option in (choices or {}).items()},
+    }
     if sweep is not None:
         run_tags.update({layout.TAG_PARENT: sweep.run_id, layout.TAG_SWEEP_ID: sweep.sweep_id})
     created = MlflowClient().create_run(experiment_id, run_name=run_name, tags=compat.source_tags(run_tags))
@@ -117,25 +139,50 @@ def job_run(experiment_id, run_name, resolved_config, config_hash, sweep=None, c
 def finished_run(experiment_id, config_hash):
     """The newest FINISHED job run with this config hash: (run id, its metrics), or None."""
     found = mlflow.search_runs(
-        [experiment_id], output_format="list", max_results=1, order_by=[layout.START_TIME_NEWEST_FIRST],
+        [experiment_id],
+        output_format="list",
+        max_results=1,
+        order_by=[layout.START_TIME_NEWEST_FIRST],
         filter_string=f"{layout.tag_is(layout.TAG_CONFIG_HASH, config_hash)} and {layout.status_is('FINISHED')} "
-                      f"and {layout.tag_is(layout.TAG_ROLE, layout.ROLE_JOB)}")
+        f"and {layout.tag_is(layout.TAG_ROLE, layout.ROLE_JOB)}",
+    )
     return (found[0].info.run_id, found[0].data.metrics) if found else None
 
 
 def record_reuse(experiment_id, sweep, run_name, config_hash, reused_run_id):
     """A FINISHED marker run in ``sweep`` that stands for ``reused_run_id``: the job was not trained again."""
     client = MlflowClient()
-    marker = client.create_run(experiment_id, run_name=f"{run_name} (reused)", tags={
-        layout.TAG_ROLE: layout.ROLE_REUSED, layout.TAG_PARENT: sweep.run_id, layout.TAG_SWEEP_ID: sweep.sweep_id,
-        layout.TAG_CONFIG_HASH: config_hash, layout.TAG_REUSED_RUN: reused_run_id, **environment_tags()})
+    marker = client.create_run(
+        experiment_id,
+        run_name=f"{run_name} (reused)",
+        tags={
+            layout.TAG_ROLE: layout.ROLE_REUSED,
+            layout.TAG_PARENT: sweep.run_id,
+            layout.TAG_SWEEP_ID: sweep.sweep_id,
+            layout.TAG_CONFIG_HASH: config_hash,
+            layout.TAG_REUSED_RUN: reused_run_id,
+            **environment_tags(),
+        },
+    )
     client.set_terminated(marker.info.run_id, "FINISHED")
 
 
 def environment_tags():
     """Where and with what the job ran: host, process, Python, NumPy, CPU, BLAS, git commit."""
-    tags = dict(zip(layout.ENVIRONMENT_TAGS, (socket.gethostname(), str(os.getpid()), platform.python_version(),
-                                              np.__version__, cpu_model(), str(os.cpu_count()), blas_info())))
+    tags = dict(
+        zip(
+            layout.ENVIRONMENT_TAGS,
+            (
+                socket.gethostname(),
+                str(os.getpid()),
+                platform.python_version(),
+                np.__version__,
+                cpu_model(),
+                str(os.cpu_count()),
+                blas_info(),
+            ),
+        )
+    )
     # MLflow tags the commit of the entry point's file, which a worker process does not have.
     commit = compat.git_commit(PROJECT_DIR)
     if commit:
@@ -145,13 +192,19 @@ def environment_tags():
 
 def log_epoch(epoch, logs):
     """One MLflow call per epoch, step = epoch (counted from 0)."""
-    mlflow.log_metrics({layout.EPOCH_METRICS[k]: float(v) for k, v in logs.items() if k in layout.EPOCH_METRICS},
-                       step=epoch)
+    mlflow.log_metrics(
+        {layout.EPOCH_METRICS[k]: float(v) for k, v in logs.items() if k in layout.EPOCH_METRICS}, step=epoch
+    )
 
 
 def log_results(training_time, epochs_run, test_metrics, stop_reason=None):
-    mlflow.log_metrics({layout.TRAINING_TIME: training_time, layout.EPOCHS_RUN: epochs_run,
-                        **{layout.test_metric(k): v for k, v in test_metrics.items()}})
+    mlflow.log_metrics(
+        {
+            layout.TRAINING_TIME: training_time,
+            layout.EPOCHS_RUN: epochs_run,
+            **{layout.test_metric(k): v for k, v in test_metrics.items()},
+        }
+    )
     if stop_reason:
         mlflow.set_tag(layout.TAG_STOP_REASON, stop_reason)
 
@@ -168,22 +221,38 @@ def log_report_time(parent_run_id, seconds):
 def log_dataset(data):
     """Tag the run with its dataset and log it as the run's input (the UI's Dataset column and filter)."""
     digest = data.content_hash()
-    mlflow.set_tags({layout.TAG_DATASET: data.name, layout.TAG_DATASET_HASH: digest,
-                     layout.TAG_DATASET_SOURCE: data.source})
+    mlflow.set_tags(
+        {layout.TAG_DATASET: data.name, layout.TAG_DATASET_HASH: digest, layout.TAG_DATASET_SOURCE: data.source}
+    )
     # The entity directly, not mlflow.data.from_numpy: that would hash the arrays again and profile one split.
-    schema = {"mlflow_tensorspec": {"features": json.dumps([{"type": "tensor", "tensor-spec": {
-        "dtype": "float32", "shape": [-1, data.n_features]}}]), "targets": None}}
-    profile = {"train_rows": len(data.X_train), "validation_rows": len(data.X_val),
-               "test_rows": len(data.X_test), "features": data.n_features}
+    schema = {
+        "mlflow_tensorspec": {
+            "features": json.dumps(
+                [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, data.n_features]}}]
+            ),
+            "targets": None,
+        }
+    }
+    profile = {
+        "train_rows": len(data.X_train),
+        "validation_rows": len(data.X_val),
+        "test_rows": len(data.X_test),
+        "features": data.n_features,
+    }
     if data.n_classes:
         profile["classes"] = data.n_classes
     if Path(data.source).is_dir():
         source_type, source = "local", {"uri": str(Path(data.source).resolve())}
     else:  # a loader (sklearn.datasets.load_digits) or a description
         source_type, source = "code", {"tags": {"source": data.source}}
-    dataset = mlflow.entities.Dataset(name=data.name, digest=digest, source_type=source_type,
-                                      source=json.dumps(source), schema=json.dumps(schema),
-                                      profile=json.dumps(profile))
+    dataset = mlflow.entities.Dataset(
+        name=data.name,
+        digest=digest,
+        source_type=source_type,
+        source=json.dumps(source),
+        schema=json.dumps(schema),
+        profile=json.dumps(profile),
+    )
     context = mlflow.entities.InputTag(compat.dataset_context_tag(), layout.DATASET_CONTEXT)
     inputs = [mlflow.entities.DatasetInput(dataset, tags=[context])]
     run_id = mlflow.active_run().info.run_id

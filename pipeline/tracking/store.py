@@ -26,7 +26,7 @@ def absolute_tracking_uri(uri):
     the same file. Print it only through ``shown``."""
     uri = connect_uri(uri)
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).expanduser().resolve())
+        return "sqlite:///" + str(Path(uri[len("sqlite:///") :]).expanduser().resolve())
     return uri
 
 
@@ -37,7 +37,7 @@ def shown(uri):
 
 def sqlite_path(uri):
     """The database file of a sqlite:/// URI, else None."""
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
 def use_store(mlflow_cfg):
@@ -84,8 +84,11 @@ def store_errors(uri):
     except (OSError, MlflowException, SQLAlchemyError) as exc:
         lines = [line for line in str(exc).strip().splitlines() if line.strip()]
         # The directory hint only where the file is the problem, not for a value MLflow refused.
-        hint = ("; check that its directory can be written and the file is an MLflow SQLite store"
-                if sqlite_path(uri) is not None and not isinstance(exc, MlflowException) else "")
+        hint = (
+            "; check that its directory can be written and the file is an MLflow SQLite store"
+            if sqlite_path(uri) is not None and not isinstance(exc, MlflowException)
+            else ""
+        )
         detail = redact((lines or [type(exc).__name__])[0][:300])
         raise StoreError(f"cannot use the tracking store {shown(uri)}: {detail}{hint}") from None
 
@@ -97,8 +100,9 @@ def _experiment(uri, mlflow_cfg):
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
-    return client.create_experiment(mlflow_cfg.experiment_name,
-                                    artifact_location=artifact_location(uri, mlflow_cfg.artifact_location))
+    return client.create_experiment(
+        mlflow_cfg.experiment_name, artifact_location=artifact_location(uri, mlflow_cfg.artifact_location)
+    )
 
 
 def artifact_location(tracking_uri, configured):
@@ -196,8 +200,10 @@ def _single_quick_request():
 def _server_problem(uri, message):
     uri = shown(uri)
     if "401" in message:
-        return (f"the tracking server {uri} refused the credentials (HTTP 401): set MLFLOW_TRACKING_USERNAME "
-                "and MLFLOW_TRACKING_PASSWORD, or put them in ~/.mlflow/credentials")
+        return (
+            f"the tracking server {uri} refused the credentials (HTTP 401): set MLFLOW_TRACKING_USERNAME "
+            "and MLFLOW_TRACKING_PASSWORD, or put them in ~/.mlflow/credentials"
+        )
     if "403" in message:
         return f"the tracking server {uri} does not let this user write (HTTP 403): ask its admin for EDIT rights"
     return f"no tracking server answers at {uri} within {PROBE_SECONDS} s: start it, or fix mlflow.tracking_uri"

@@ -17,8 +17,9 @@ FAST = ("quiet=true", "mlflow.log_model=false")  # no epoch lines, no model: the
 def run_pipeline(home, *args, module="pipeline", timeout=600, env=None, cwd=REPO):
     """Run `python -m <module> ARGS` as a user would, with FNN_SWEEP_HOME=home."""
     env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def store_uri(home):
@@ -53,9 +54,11 @@ def wait_for_http(url, process, seconds=90):
             return
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(f"{process.args[:4]} exited with {process.returncode} before {url} answered")
+                raise RuntimeError(
+                    f"{process.args[:4]} exited with {process.returncode} before {url} answered"
+                ) from None
             if time.time() > deadline:
-                raise RuntimeError(f"{url} did not answer within {seconds} s")
+                raise RuntimeError(f"{url} did not answer within {seconds} s") from None
             time.sleep(0.5)
 
 
@@ -84,11 +87,28 @@ def mlflow_server(directory, *extra_args, backend_store_uri=None, env=None):
     Path(directory).mkdir(parents=True, exist_ok=True)
     artifacts = Path(directory) / "server-artifacts"
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", backend_store_uri or f"sqlite:///{directory}/server.db",
-         "--artifacts-destination", str(artifacts), "--workers", "1", *extra_args],
-        stdout=subprocess.DEVNULL, stderr=open(Path(directory) / "server.log", "w"), start_new_session=True,
-        env={**os.environ, **(env or {})})
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            backend_store_uri or f"sqlite:///{directory}/server.db",
+            "--artifacts-destination",
+            str(artifacts),
+            "--workers",
+            "1",
+            *extra_args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(Path(directory) / "server.log", "w"),
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
     url = ServerURL(f"http://127.0.0.1:{port}")
     url.artifacts = artifacts
     try:
@@ -123,21 +143,36 @@ def postgres_server():
         as_user = ["runuser", "-u", "postgres", "--"]
         for path in (directory, sockets):
             shutil.chown(path, "postgres", "postgres")
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "fnn", "-E", "UTF8"],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "fnn", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     port = free_port()
-    server = subprocess.Popen([*as_user, str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",
-                               "-p", str(port), "-k", str(sockets)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [*as_user, str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(sockets)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 60
-        while subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                             capture_output=True).returncode != 0:
+        while (
+            subprocess.run(
+                [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+            ).returncode
+            != 0
+        ):
             if server.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"postgres did not start (exit {server.poll()})")
             time.sleep(0.3)
-        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "fnn", "mlflow"],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "fnn", "mlflow"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         yield f"postgresql://fnn@127.0.0.1:{port}/mlflow"
     finally:
         stop(server)
