@@ -35,12 +35,13 @@ import traceback
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
+from pipeline import credentials
 from pipeline.errors import Abort, InputError, JobsFailed  # noqa: F401  (re-exported: the policy's types)
 from pipeline.termination import termination
 
 EXIT_OK, EXIT_JOBS_FAILED, EXIT_INPUT = 0, 1, 2
 # Records of this logger go to the job's log file only, not the console (conf/hydra/job_logging).
-logfile = logging.getLogger("pipeline.logfile")
+job_file_log = logging.getLogger("pipeline.logfile")
 
 
 def abort(error):
@@ -69,6 +70,9 @@ def run_entry_point(main):
 
     ``SystemExit`` (Hydra's own usage errors, signals via ``pipeline.termination``) passes through.
     """
+    # A password in a URI never reaches Hydra's config, files or logs (idempotent: pipeline.__main__
+    # calls it on its first line too, before its workers' server starts).
+    sys.argv[1:] = credentials.take_from_argv(sys.argv[1:])
     # Hydra prints a composition error (misspelt key, unknown group option) as a traceback and exits 1;
     # with HYDRA_FULL_ERROR it raises it instead, and it is reported here in one line with exit 2.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
@@ -203,5 +207,5 @@ def one_line(exc):
 def log_traceback(exc):
     """Write ``exc``'s traceback to the job's log file; returns the text."""
     text = "".join(traceback.format_exception(exc))
-    logfile.error(text.rstrip())
+    job_file_log.error(text.rstrip())
     return text

@@ -49,6 +49,12 @@ class JobContext:
     def in_sweep(self):
         return self.sweep_dir is not None
 
+    @property
+    def summary_log(self):
+        """Where the job's one-line outcome goes: the console for a single run; in a sweep the job's
+        log file only, since the launching process prints each job's line (``pipeline.progress``)."""
+        return failure.job_file_log if self.in_sweep else log
+
     @classmethod
     def current(cls):
         if not HydraConfig.initialized():
@@ -125,74 +131,134 @@ def run(cfg):
     job = JobContext.current()
     termination.install()
     termination.check()  # a signal during the previous job of a sweep ends the sweep here
+    return _sweep_job(cfg, job) if job.in_sweep else _single_run(cfg, job)
+
+
+@dataclass
+class Prepared:
+    """A job ready to run: its checked settings and data, where it is recorded, and its identity."""
+
+    settings: object
+    data: object
+    experiment_id: str
+    sweep: object  # runs.Sweep, or None outside a sweep (or when the sweep's parent was not found)
+    name: str
+    label: str
+    resolved: dict  # the config, resolved: the run's params and config.yaml
+    identity: str  # resume's config hash
+    phases: dict = field(default_factory=dict)  # seconds outside training, by phase
+
+
+def _single_run(cfg, job):
+    """``python -m pipeline``: bad input of any kind is one line and exit 2, before any run exists."""
+    try:
+        settings = validate(cfg)
+        store.probe(cfg.mlflow.tracking_uri)
+        experiment_id = store.existing_experiment(cfg.mlflow)  # None: a store to be made below
+        name, resolved, identity = _identity(cfg)
+        label = _label(name, job, None)
+        if experiment_id is not None and not cfg.sweep.rerun:
+            previous = runs.finished_run(experiment_id, identity)
+            if previous is not None:
+                return _reuse(previous, experiment_id, None, name, identity, label, job)
+        phases = {}
+        data = _load(settings, phases)
+        experiment_id = experiment_id or store.prepare_experiment(cfg.mlflow)
+    except failure.InputError as exc:
+        failure.abort(exc)
+    prepared = Prepared(settings, data, experiment_id, None, name, label, resolved, identity, phases)
+    closing_line = None
+
+    def say_if_stopped(active):  # a signal ends the run KILLED (job_run); the entry point says so
+        nonlocal closing_line
+        failure.close_on_exit(closing_line := _stopped_line(label, active.info.run_id))
+
+    try:
+        active, result = _run_tracked(prepared, job, on_open=say_if_stopped)
+    except Exception as exc:
+        log.error(f"{label} FAILED: {failure.one_line(exc)}")
+        failure.closed(closing_line)  # said above
+        failure.abort(failure.JobsFailed(1, 1))
+    failure.closed(closing_line)
+    log.info(
+        f"run {active.info.run_id} in {store.shown(cfg.mlflow.tracking_uri)}; "
+        f"see it: {store.ui_command(cfg.mlflow.tracking_uri)}, then open "
+        f"{store.runs_page(cfg.mlflow.tracking_uri, active.info.experiment_id, active.info.run_id)}"
+    )
+    return result
+
+
+def _sweep_job(cfg, job):
+    """A job of a sweep, in whatever process runs it: bad input the sweep's pre-flight could not see
+    (a sampling sweeper, another machine) is recorded as this job's FAILED run, and the sweep goes on."""
     bad_input, settings, data, phases = None, None, None, {}
     try:
         settings = validate(cfg)
-        if not job.in_sweep:  # a sweep's callback probed it once for every job
-            store.probe(cfg.mlflow.tracking_uri)
     except failure.InputError as exc:
-        if not job.in_sweep:
-            failure.abort(exc)
-        bad_input = exc  # pre-flight could not see it (a sampling sweeper, another machine): record it
+        bad_input = exc
     try:
         experiment_id, sweep = _experiment_and_sweep(cfg, job)
     except store.StoreError as exc:
-        if not job.in_sweep:
-            failure.abort(exc)
         log.error(f"[{run_name(cfg.model)}] FAILED: {exc}")  # no store to record it in
         return math.nan
-    name = run_name(cfg.model)
+    name, resolved, identity = _identity(cfg)
     label = _label(name, job, sweep)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    identity = resume.config_hash(resolved)
-    if bad_input is None and experiment_id is not None and not cfg.sweep.rerun:
+    if bad_input is None and not cfg.sweep.rerun:
         previous = runs.finished_run(experiment_id, identity)
         if previous is not None:
             return _reuse(previous, experiment_id, sweep, name, identity, label, job)
     if bad_input is None:
         try:
-            start = time.perf_counter()
-            with termination.interruptible():  # no database writes while loading
-                data = dataset_for(settings)
-            phases["data"] = time.perf_counter() - start
+            data = _load(settings, phases)
         except failure.InputError as exc:
-            if not job.in_sweep:
-                failure.abort(exc)
             bad_input = exc
-    if experiment_id is None:  # a single run's first use of this store
-        try:
-            experiment_id = store.prepare_experiment(cfg.mlflow)
-        except store.StoreError as exc:
-            failure.abort(exc)
-    threads = parallel.blas_threads(cfg.compute.blas_threads, sweep.jobs_at_once if sweep else 1)
-    resolved["compute"]["blas_threads"] = threads  # the number used, logged as a param
+    prepared = Prepared(settings, data, experiment_id, sweep, name, label, resolved, identity, phases)
     try:
-        with runs.job_run(experiment_id, name, resolved, identity, sweep, job.choices) as active:
-            if not job.in_sweep:  # a signal ends the run KILLED (job_run); the entry point says so
-                failure.close_on_exit(closing_line := _stopped_line(label, active.info.run_id))
-            try:
-                if bad_input is not None:
-                    raise bad_input
-                with parallel.limited_blas(threads):
-                    result = _train_and_log(settings, data, resolved, label, job, phases)
-            except Exception as exc:
-                runs.log_failure(failure.one_line(exc))
-                artifacts.log_job_log(job.log_file, failure.log_traceback(exc))
-                raise
+        _, result = _run_tracked(prepared, job, bad_input=bad_input)
     except Exception as exc:
-        (failure.logfile if job.in_sweep else log).error(f"{label} FAILED: {failure.one_line(exc)}")
-        if not job.in_sweep:
-            failure.closed(closing_line)  # said above
-            failure.abort(failure.JobsFailed(1, 1))
+        job.summary_log.error(f"{label} FAILED: {failure.one_line(exc)}")
         return math.nan
-    if not job.in_sweep:
-        failure.closed(closing_line)
-        log.info(
-            f"run {active.info.run_id} in {store.shown(cfg.mlflow.tracking_uri)}; "
-            f"see it: {store.ui_command(cfg.mlflow.tracking_uri)}, then open "
-            f"{store.runs_page(cfg.mlflow.tracking_uri, active.info.experiment_id, active.info.run_id)}"
-        )
     return result
+
+
+def _identity(cfg):
+    """The job's run name, resolved config and config hash (what resume matches on)."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return run_name(cfg.model), resolved, resume.config_hash(resolved)
+
+
+def _load(settings, phases):
+    """The job's data (``dataset_for``), timed into ``phases``."""
+    start = time.perf_counter()
+    with termination.interruptible():  # no database writes while loading
+        data = dataset_for(settings)
+    phases["data"] = time.perf_counter() - start
+    return data
+
+
+def _run_tracked(prepared, job, bad_input=None, on_open=None):
+    """The step both paths share: open the job's MLflow run and train in it; returns (run, result).
+
+    A failure (``bad_input``, an exception, divergence) is recorded in the run, its reason as a tag
+    and its traceback in ``job.log``, and raised again: the run ends FAILED.
+    """
+    sweep = prepared.sweep
+    threads = parallel.blas_threads(prepared.resolved["compute"]["blas_threads"], sweep.jobs_at_once if sweep else 1)
+    prepared.resolved["compute"]["blas_threads"] = threads  # the number used, logged as a param
+    with runs.job_run(
+        prepared.experiment_id, prepared.name, prepared.resolved, prepared.identity, sweep, job.choices
+    ) as active:
+        if on_open is not None:
+            on_open(active)
+        try:
+            if bad_input is not None:
+                raise bad_input
+            with parallel.limited_blas(threads):
+                return active, _train_and_log(prepared, job)
+        except Exception as exc:
+            runs.log_failure(failure.one_line(exc))
+            artifacts.log_job_log(job.log_file, failure.log_traceback(exc))
+            raise
 
 
 def _stopped_line(label, run_id):
@@ -205,9 +271,7 @@ def _stopped_line(label, run_id):
 
 
 def _experiment_and_sweep(cfg, job):
-    """The experiment (None for a single run whose store does not exist yet) and the job's sweep."""
-    if not job.in_sweep:
-        return store.existing_experiment(cfg.mlflow), None
+    """A sweep job's experiment and its sweep (None when the parent run is not found: the run is not nested)."""
     store.use_store(cfg.mlflow)
     experiment_id = store.find_experiment(cfg.mlflow.tracking_uri, cfg.mlflow.experiment_name)
     sweep = runs.find_sweep(experiment_id, job.sweep_dir) if experiment_id else None
@@ -222,7 +286,7 @@ def _reuse(previous, experiment_id, sweep, name, identity, label, job):
     run_id, metrics = previous
     if sweep is not None:
         runs.record_reuse(experiment_id, sweep, name, identity, run_id)
-    (failure.logfile if job.in_sweep else log).info(f"{label} skipped: finished in run {run_id}")
+    job.summary_log.info(f"{label} skipped: finished in run {run_id}")
     for key in ("val_accuracy", "val_mse"):
         if layout.EPOCH_METRICS[key] in metrics:
             return metrics[layout.EPOCH_METRICS[key]]
@@ -236,8 +300,9 @@ def _label(name, job, sweep):
     return f"[{name}]"
 
 
-def _train_and_log(settings, data, resolved, label, job, phases):
-    artifacts.log_config(resolved)
+def _train_and_log(prepared, job):
+    settings, data, label, phases = prepared.settings, prepared.data, prepared.label, prepared.phases
+    artifacts.log_config(prepared.resolved)
     runs.log_dataset(data)
     net = build_network(settings.model, settings.train, data)
     optimizer = build_optimizer(settings.optimizer)
@@ -246,7 +311,7 @@ def _train_and_log(settings, data, resolved, label, job, phases):
     callback_seconds = 0.0
     show_epochs = settings.verbose if job.in_sweep else not settings.quiet
     epoch_level = logging.INFO if show_epochs else logging.DEBUG
-    summary = failure.logfile if job.in_sweep else log  # in a sweep, the launching process reports each job
+    summary = job.summary_log
 
     def on_epoch_end(epoch, logs):
         nonlocal callback_seconds

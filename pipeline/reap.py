@@ -2,11 +2,10 @@
 end KILLED the runs left RUNNING by processes that are gone, and say which."""
 
 import logging
-import sys
 
 import hydra
 
-from pipeline import credentials, failure
+from pipeline import failure
 from pipeline.config import register_configs, validate
 from pipeline.report import ReportError
 from pipeline.tracking import reaper, store
@@ -38,7 +37,6 @@ def hydra_app(cfg):
 
 
 def main():
-    sys.argv[1:] = credentials.take_from_argv(sys.argv[1:])  # a password in a URI never reaches Hydra
     failure.run_entry_point(hydra_app)
 
 

@@ -3,11 +3,10 @@
 from MLflow; with register_best, also register the selection's best model (by validation score)."""
 
 import logging
-import sys
 
 import hydra
 
-from pipeline import credentials, failure
+from pipeline import failure
 from pipeline.config import register_configs, validate
 from pipeline.report import ReportError, register_best_model, write_report
 from pipeline.report.publish import check_out_dir
@@ -46,7 +45,6 @@ def hydra_app(cfg):
 
 
 def main():
-    sys.argv[1:] = credentials.take_from_argv(sys.argv[1:])  # a password in a URI never reaches Hydra
     failure.run_entry_point(hydra_app)
 
 

@@ -13,7 +13,7 @@ from pipeline.report.tables import label, ordered_activations
 from pipeline.tracking import layout
 
 STEM = "table1_best_lr"
-LR = "lr"
+LR_COLUMN = "lr"
 CHOICE_NOTE = (
     "Each cell's lr has the highest mean final validation {metric} over seeds (ties: the smaller lr); "
     "the cell is the mean test score at that lr, never chosen on test."
@@ -38,12 +38,12 @@ def lr_cells(jobs, axes, spec):
             "hidden_neurons": finished[layout.HIDDEN_NEURONS],
             **{a: finished[a] for a in others},
             "activation": finished[layout.ACTIVATION],
-            LR: finished[layout.LR].astype(float),
+            LR_COLUMN: finished[layout.LR].astype(float),
             "validation": finished[validation].astype(float) if validation in finished else np.nan,
             "test": finished[spec.metric].astype(float) * spec.scale,
         }
     )
-    keys = ["hidden_neurons", *others, "activation", LR]
+    keys = ["hidden_neurons", *others, "activation", LR_COLUMN]
     return (
         frame.groupby(keys, dropna=False)
         .agg(
@@ -62,7 +62,7 @@ def best_lr_table(cells, others, spec):
     scored = cells[cells["validation"].notna()]
     ascending = spec.best == "min"
     # Best validation first; among equals the smaller lr.
-    best = scored.sort_values(["validation", LR], ascending=[ascending, True], kind="stable").drop_duplicates(
+    best = scored.sort_values(["validation", LR_COLUMN], ascending=[ascending, True], kind="stable").drop_duplicates(
         ["hidden_neurons", *others, "activation"]
     )
     grid = cells[["hidden_neurons", *others]].drop_duplicates().sort_values([*others, "hidden_neurons"])
@@ -73,7 +73,7 @@ def best_lr_table(cells, others, spec):
         index = pd.MultiIndex.from_frame(grid) if others else pd.Index(grid["hidden_neurons"])
         chosen = chosen.reindex(index)
         table[activation] = chosen["test"].to_numpy()
-        table[f"{activation}_lr"] = chosen[LR].to_numpy()
+        table[f"{activation}_lr"] = chosen[LR_COLUMN].to_numpy()
     return table, activations
 
 

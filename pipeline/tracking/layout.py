@@ -72,6 +72,8 @@ TAG_NOTE = "mlflow.note.content"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TAG_FAILURE = "failure_reason"
 TAG_STOP_REASON = "stop_reason"
+# On a registered model version: which runs it was chosen among, and by which metric.
+TAG_SELECTION, TAG_SELECTED_BY = "fnn_sweep.selection", "fnn_sweep.selected_by"
 TAG_DATASET, TAG_DATASET_HASH, TAG_DATASET_SOURCE = "dataset", "dataset_hash", "dataset_source"
 DATASET_CONTEXT = "training"  # the run's logged input: name, digest (= dataset_hash), source, split sizes
 ENVIRONMENT_TAGS = ("hostname", "pid", "python", "numpy", "cpu", "cpu_count", "blas")  # runs.environment_tags' order

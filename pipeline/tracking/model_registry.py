@@ -11,8 +11,6 @@ from pipeline.tracking import layout, store
 
 log = logging.getLogger("pipeline")
 
-TAG_SELECTION, TAG_SELECTED_BY = "fnn_sweep.selection", "fnn_sweep.selected_by"
-
 
 def best_job(jobs):
     """The FINISHED job with the best final validation score; returns (row, metric).
@@ -45,7 +43,9 @@ def register_best(tracking_uri, experiment_id, jobs, name, selection):
     # models:/<id> names the logged model itself, so the version links to it and to its run.
     try:
         version = mlflow.register_model(
-            f"models:/{model_of_run[row['run_id']]}", name, tags={TAG_SELECTION: selection, TAG_SELECTED_BY: metric}
+            f"models:/{model_of_run[row['run_id']]}",
+            name,
+            tags={layout.TAG_SELECTION: selection, layout.TAG_SELECTED_BY: metric},
         )
     except mlflow.MlflowException as exc:  # a name or permission the registry refuses: one line
         raise InputError(f"model '{name}' not registered: {str(exc).strip().splitlines()[0][:300]}") from None
