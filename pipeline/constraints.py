@@ -40,11 +40,11 @@ class Interval:
             return None if self.optional else "must be set"
         if isinstance(value, bool) or not isinstance(value, Integral if self.type is int else Real):
             return f"must be {'an integer' if self.type is int else 'a number'}"
-        value = float(value)
         left, right = self.closed in ("both", "left"), self.closed in ("both", "right")
-        if math.isnan(value):
+        # Python compares ints with floats exactly: no float() of a 400-digit integer (it would overflow).
+        if isinstance(value, float) and math.isnan(value):
             inside = False
-        elif math.isinf(value):  # only +inf, and only where the interval says it means something
+        elif isinstance(value, float) and math.isinf(value):  # +inf only where the interval gives it a meaning
             inside = value > 0 and self.high == math.inf and right
         else:
             inside = (self.low is None or (value >= self.low if left else value > self.low)) and (
@@ -55,13 +55,13 @@ class Interval:
     def describe(self):
         if self.low is not None and self.high not in (None, math.inf):
             return (
-                f"must be in {'[' if self.closed in ('both', 'left') else '('}{self.low:g}, "
-                f"{self.high:g}{']' if self.closed in ('both', 'right') else ')'}"
+                f"must be in {'[' if self.closed in ('both', 'left') else '('}{_number(self.low)}, "
+                f"{_number(self.high)}{']' if self.closed in ('both', 'right') else ')'}"
             )
         kind = "an integer" if self.type is int else "a finite number"
         if self.low is None:
             return f"must be {kind}"
-        return f"must be {kind} {'>=' if self.closed in ('both', 'left') else '>'} {self.low:g}"
+        return f"must be {kind} {'>=' if self.closed in ('both', 'left') else '>'} {_number(self.low)}"
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,11 @@ class Flag:
 
     def problem(self, value):
         return None if isinstance(value, bool) else "must be true or false"
+
+
+def _number(value):
+    """128, not 128.0 or 1.28e+02; 0.5 as 0.5."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def field_names(schema):

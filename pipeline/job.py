@@ -99,9 +99,15 @@ def check_fits(settings, data):
         model = settings.model
         raise ConfigError(
             f"model.hidden_neurons={model.hidden_neurons} (x{model.hidden_layers} layers) is not valid "
-            f"on {data.name}: training needs about {need / 2**30:.0f} GiB, this machine has "
-            f"{have / 2**30:.0f} GiB; choose a smaller width"
+            f"on {data.name}: training needs about {_gib(need)} GiB, this machine has "
+            f"{_gib(have)} GiB; choose a smaller width"
         )
+
+
+def _gib(size):
+    """Bytes as GiB for a message: '22,400', or '5.6e+24' past a million."""
+    gib = size / 2**30
+    return f"{gib:,.0f}" if gib < 1e6 else f"{gib:.1e}"
 
 
 def training_bytes(settings, data):

@@ -79,6 +79,6 @@ def test_a_network_too_big_for_this_machine_is_refused_before_training():
     with pytest.raises(
         ConfigError,
         match=r"model.hidden_neurons=1000000 \(x3 layers\) is not valid on digits: "
-        r"training needs about \d+ GiB, this machine has \d+ GiB",
+        r"training needs about [\d,]+ GiB, this machine has \d+ GiB",
     ):
         check_fits(huge, data)

@@ -27,6 +27,17 @@ SWEEP = [
 ]
 
 
+# Two jobs that would train for ever: the signal and crash tests stop them.
+ENDLESS_SWEEP = (
+    "-m",
+    "dataset=digits",
+    "model.activation=relu,tanh",
+    "model.hidden_neurons=16",
+    "train.epochs=1000000",
+    "mlflow.log_model=false",
+)
+
+
 def _start(home, *args):
     env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
@@ -257,16 +268,7 @@ def test_eight_jobs_at_once_against_sqlite_lose_nothing(home):
 @pytest.mark.slow
 @pytest.mark.readme("python -m pipeline -m verbose=true")
 def test_ctrl_c_ends_a_parallel_sweep_killed_with_one_press(home):
-    process = _start(
-        home,
-        "-m",
-        "dataset=digits",
-        "model.activation=relu,tanh",
-        "model.hidden_neurons=16",
-        "train.epochs=1000000",
-        "verbose=true",
-        "mlflow.log_model=false",
-    )
+    process = _start(home, *ENDLESS_SWEEP, "verbose=true")
     try:
         seen = set()
         for line in process.stdout:  # both jobs are training
@@ -307,15 +309,7 @@ def test_a_signal_during_a_parallel_sweeps_start_up_ends_it_at_once(home, moment
     if signum == signal.SIGINT:  # workers ignore SIGINT until their job starts: no race to repeat
         delays = delays[:1]
     for attempt, delay in enumerate(delays):
-        process = _start(
-            home,
-            "-m",
-            "dataset=digits",
-            "model.activation=relu,tanh",
-            "model.hidden_neurons=16",
-            "train.epochs=1000000",
-            "mlflow.log_model=false",
-        )
+        process = _start(home, *ENDLESS_SWEEP)
         output = []
         try:
             if needle is not None:
@@ -408,16 +402,7 @@ def test_damaged_or_missing_data_files_are_one_line_exit_2_and_no_run(home, tmp_
 @pytest.mark.slow
 def test_a_worker_killed_from_outside_ends_the_sweep_failed_in_one_line(home):
     """The OOM killer's SIGKILL to a worker, after the parent run opened: nothing is left RUNNING."""
-    process = _start(
-        home,
-        "-m",
-        "dataset=digits",
-        "model.activation=relu,tanh",
-        "model.hidden_neurons=16",
-        "train.epochs=1000000",
-        "verbose=true",
-        "mlflow.log_model=false",
-    )
+    process = _start(home, *ENDLESS_SWEEP, "verbose=true")
     try:
         for line in process.stdout:
             if "epoch 3/" in line:
