@@ -146,6 +146,7 @@ class Prepared:
 
     settings: object
     data: object
+    tracking: object  # tracking.store.Store
     experiment_id: str
     sweep: object  # runs.Sweep, or None outside a sweep (or when the sweep's parent was not found)
     name: str
@@ -161,18 +162,19 @@ def _single_run(cfg, job):
         settings = validate(cfg)
         store.probe(cfg.mlflow.tracking_uri)
         experiment_id = store.existing_experiment(cfg.mlflow)  # None: a store to be made below
+        tracking = store.open_store(cfg.mlflow.tracking_uri)
         name, resolved, identity = _identity(cfg)
         label = _label(name, job, None)
         if experiment_id is not None and not cfg.sweep.rerun:
-            previous = runs.finished_run(experiment_id, identity)
+            previous = runs.finished_run(tracking, experiment_id, identity)
             if previous is not None:
-                return _reuse(previous, experiment_id, None, name, identity, label, job)
+                return _reuse(previous, tracking, experiment_id, None, name, identity, label, job)
         phases = {}
         data = _load(settings, phases)
         experiment_id = experiment_id or store.prepare_experiment(cfg.mlflow)
     except failure.InputError as exc:
         failure.abort(exc)
-    prepared = Prepared(settings, data, experiment_id, None, name, label, resolved, identity, phases)
+    prepared = Prepared(settings, data, tracking, experiment_id, None, name, label, resolved, identity, phases)
     closing_line = None
 
     def say_if_stopped(active):  # a signal ends the run KILLED (job_run); the entry point says so
@@ -203,22 +205,22 @@ def _sweep_job(cfg, job):
     except failure.InputError as exc:
         bad_input = exc
     try:
-        experiment_id, sweep = _experiment_and_sweep(cfg, job)
+        tracking, experiment_id, sweep = _experiment_and_sweep(cfg, job)
     except store.StoreError as exc:
         log.error(f"[{run_name(cfg.model)}] FAILED: {exc}")  # no store to record it in
         return math.nan
     name, resolved, identity = _identity(cfg)
     label = _label(name, job, sweep)
     if bad_input is None and not cfg.sweep.rerun:
-        previous = runs.finished_run(experiment_id, identity)
+        previous = runs.finished_run(tracking, experiment_id, identity)
         if previous is not None:
-            return _reuse(previous, experiment_id, sweep, name, identity, label, job)
+            return _reuse(previous, tracking, experiment_id, sweep, name, identity, label, job)
     if bad_input is None:
         try:
             data = _load(settings, phases)
         except failure.InputError as exc:
             bad_input = exc
-    prepared = Prepared(settings, data, experiment_id, sweep, name, label, resolved, identity, phases)
+    prepared = Prepared(settings, data, tracking, experiment_id, sweep, name, label, resolved, identity, phases)
     try:
         _, result = _run_tracked(prepared, job, bad_input=bad_input)
     except Exception as exc:
@@ -252,7 +254,13 @@ def _run_tracked(prepared, job, bad_input=None, on_open=None):
     threads = parallel.blas_threads(prepared.resolved["compute"]["blas_threads"], sweep.jobs_at_once if sweep else 1)
     prepared.resolved["compute"]["blas_threads"] = threads  # the number used, logged as a param
     with runs.job_run(
-        prepared.experiment_id, prepared.name, prepared.resolved, prepared.identity, sweep, job.choices
+        prepared.tracking,
+        prepared.experiment_id,
+        prepared.name,
+        prepared.resolved,
+        prepared.identity,
+        sweep,
+        job.choices,
     ) as active:
         if on_open is not None:
             on_open(active)
@@ -277,21 +285,22 @@ def _stopped_line(label, run_id):
 
 
 def _experiment_and_sweep(cfg, job):
-    """A sweep job's experiment and its sweep (None when the parent run is not found: the run is not nested)."""
-    store.use_store(cfg.mlflow)
+    """A sweep job's store (``tracking.store.Store``), experiment and sweep (None when the parent run is not
+    found: the run is not nested)."""
+    tracking = store.open_store(cfg.mlflow.tracking_uri)
     experiment_id = store.find_experiment(cfg.mlflow.tracking_uri, cfg.mlflow.experiment_name)
-    sweep = runs.find_sweep(experiment_id, job.sweep_dir) if experiment_id else None
+    sweep = runs.find_sweep(tracking, experiment_id, job.sweep_dir) if experiment_id else None
     if sweep is None:
         log.warning(f"no running sweep for {job.sweep_dir} in {cfg.mlflow.tracking_uri}: this job's run is not nested")
         experiment_id = experiment_id or store.prepare_experiment(cfg.mlflow)
-    return experiment_id, sweep
+    return tracking, experiment_id, sweep
 
 
-def _reuse(previous, experiment_id, sweep, name, identity, label, job):
+def _reuse(previous, tracking, experiment_id, sweep, name, identity, label, job):
     """Skip a job whose identical config FINISHED in ``previous`` (run id, metrics); returns its result."""
     run_id, metrics = previous
     if sweep is not None:
-        runs.record_reuse(experiment_id, sweep, name, identity, run_id)
+        runs.record_reuse(tracking, experiment_id, sweep, name, identity, run_id)
     job.summary_log.info(f"{label} skipped: finished in run {run_id}")
     for key in ("val_accuracy", "val_mse"):
         if layout.EPOCH_METRICS[key] in metrics:
@@ -309,7 +318,7 @@ def _label(name, job, sweep):
 def _train_and_log(prepared, job):
     settings, data, label, phases = prepared.settings, prepared.data, prepared.label, prepared.phases
     artifacts.log_config(prepared.resolved)
-    runs.log_dataset(data)
+    runs.log_dataset(prepared.tracking, data)
     net = build_network(settings.model, settings.train, data)
     optimizer = build_optimizer(settings.optimizer)
     validation = (data.X_val, data.y_val) if len(data.X_val) else None

@@ -51,8 +51,8 @@ def sweep_line(done, failed, running, planned, elapsed):
 class SweepProgress:
     """Polls the sweep's job runs every ``poll_s`` seconds in a daemon thread; a sweep line every ``summary_s``."""
 
-    def __init__(self, parent_run_id, planned, poll_s=1.0, summary_s=10.0):
-        self.parent_run_id, self.planned = parent_run_id, planned
+    def __init__(self, store, parent_run_id, planned, poll_s=1.0, summary_s=10.0):
+        self.store, self.parent_run_id, self.planned = store, parent_run_id, planned
         self.poll_s, self.summary_s = poll_s, summary_s
         self.reported, self.failed = set(), 0
         self._newest_end = 0  # ms since the epoch: the newest end time seen
@@ -92,7 +92,7 @@ class SweepProgress:
         reading every run each second costs a core on a sweep of a few hundred jobs.
         """
         ended_lately = None if everything else layout.ended_since(self._newest_end - END_TIME_SLACK_MS)
-        ended = runs.sweep_jobs(self.parent_run_id, layout.status_is_not("RUNNING"), ended_lately)
+        ended = runs.sweep_jobs(self.store, self.parent_run_id, layout.status_is_not("RUNNING"), ended_lately)
         ended = ended[ended["status"].isin(ENDED)].sort_values("end_time", kind="stable")
         for job in ended.itertuples():
             if job.run_id not in self.reported:
@@ -101,5 +101,5 @@ class SweepProgress:
                 log.info(job_line(len(self.reported), self.planned, job))
         if len(ended):
             self._newest_end = max(self._newest_end, int(ended["end_time"].max().timestamp() * 1000))
-        running = runs.sweep_jobs(self.parent_run_id, layout.status_is("RUNNING"))
+        running = runs.sweep_jobs(self.store, self.parent_run_id, layout.status_is("RUNNING"))
         return len(self.reported), self.failed, len(running)

@@ -26,7 +26,7 @@ def hydra_app(cfg):
             )
     except failure.InputError as exc:
         failure.abort(exc)
-    reaped = reaper.reap(experiment_id, settings.mlflow.stale_after_s)
+    reaped = reaper.reap(store.open_store(settings.mlflow.tracking_uri), experiment_id, settings.mlflow.stale_after_s)
     for name, run_id, reason in reaped:
         log.info(f"{name} ({run_id}): RUNNING -> KILLED, {reason}")
     log.info(

@@ -75,10 +75,12 @@ class SweepTracking(Callback):
         self.parent_run_id = None
         self.parent_open = False  # until the parent run has ended: a signal or exit ends it KILLED
         self.progress = None
+        self.store = None  # the tracking store's handle (tracking.store.Store), opened in pre-flight
 
     def __getstate__(self):
-        # Launchers pickle Hydra's context, callbacks included, for each job: the monitor stays here.
-        return {**self.__dict__, "progress": None}
+        # Launchers pickle Hydra's context, callbacks included, for each job: the monitor and the
+        # store's client stay here (a job opens its own store from its config).
+        return {**self.__dict__, "progress": None, "store": None}
 
     def on_multirun_start(self, config, **kwargs):
         # Hydra turns a callback's exceptions into warnings: every failure here must stop the sweep.
@@ -93,7 +95,8 @@ class SweepTracking(Callback):
                 check_out_dir(settings.report.out_dir)  # a report that could not be written: say so now
             store.probe(settings.mlflow.tracking_uri)
             experiment_id = store.prepare_experiment(settings.mlflow)
-            reaper.log_reaped(reaper.reap(experiment_id, settings.mlflow.stale_after_s))  # resume re-runs them
+            self.store = store.open_store(settings.mlflow.tracking_uri)
+            reaper.log_reaped(reaper.reap(self.store, experiment_id, settings.mlflow.stale_after_s))  # resumed later
         except Exception as exc:
             failure.abort(exc)
         self.experiment_id, self.stale_after_s = experiment_id, settings.mlflow.stale_after_s
@@ -103,6 +106,7 @@ class SweepTracking(Callback):
         overrides = " ".join(config.hydra.overrides.task) or "(none)"
         at_once = parallel.jobs_at_once(config.hydra.get("launcher"))
         self.parent_run_id = runs.start_sweep(
+            self.store,
             experiment_id,
             self.sweep_id,
             str(config.hydra.sweep.dir),
@@ -116,7 +120,7 @@ class SweepTracking(Callback):
             f"Sweep {self.sweep_id}: {planned or 'sweeper-defined'} jobs, {at_once} at a time, "
             f"experiment '{self.experiment_name}' in {store.shown(self.tracking_uri)}"
         )
-        self.progress = SweepProgress(self.parent_run_id, planned).start()
+        self.progress = SweepProgress(self.store, self.parent_run_id, planned).start()
 
     def on_multirun_end(self, config, **kwargs):
         termination.check()  # a signal while the jobs ran: the entry point ends the parent KILLED, not FINISHED
@@ -146,12 +150,14 @@ class SweepTracking(Callback):
     def _close_sweep(self):
         """End the parent run with its jobs' counts; log the summary; returns the jobs."""
         self.progress.stop()
-        reaper.log_reaped(reaper.reap(self.experiment_id, self.stale_after_s, skip={self.parent_run_id}))
-        jobs = runs.sweep_jobs(self.parent_run_id)
+        reaper.log_reaped(reaper.reap(self.store, self.experiment_id, self.stale_after_s, skip={self.parent_run_id}))
+        jobs = runs.sweep_jobs(self.store, self.parent_run_id)
         counts = jobs["status"].value_counts().to_dict()
         failed = jobs[jobs["status"] != "FINISHED"]
         reused = int((jobs["role"] == layout.ROLE_REUSED).sum())
-        runs.end_sweep(self.parent_run_id, "FINISHED" if failed.empty else "FAILED", {**counts, "REUSED": reused})
+        runs.end_sweep(
+            self.store, self.parent_run_id, "FINISHED" if failed.empty else "FAILED", {**counts, "REUSED": reused}
+        )
         self.parent_open = False
 
         log.info(
@@ -169,8 +175,8 @@ class SweepTracking(Callback):
 
         def report():
             start = time.perf_counter()
-            out_dir = write_report(self.tracking_uri, self.experiment_name, self.sweep_id, config.report.out_dir)
-            runs.log_report_time(self.parent_run_id, time.perf_counter() - start)
+            out_dir = write_report(self.store, self.experiment_name, self.sweep_id, config.report.out_dir)
+            runs.log_report_time(self.store, self.parent_run_id, time.perf_counter() - start)
             return out_dir
 
         return _after_the_runs(report, "report not written", "python -m pipeline.report")
@@ -179,7 +185,7 @@ class SweepTracking(Callback):
         from pipeline.report import register_best_model
 
         _after_the_runs(
-            lambda: register_best_model(self.tracking_uri, self.experiment_name, self.sweep_id, name),
+            lambda: register_best_model(self.store, self.experiment_name, self.sweep_id, name),
             "model not registered",
             f"python -m pipeline.report report.sweep_id={self.sweep_id} report.register_best={name}",
         )
@@ -191,10 +197,10 @@ class SweepTracking(Callback):
             self.progress.stop(report=False)
         if not self.parent_open:
             return
-        reaper.end_orphaned_jobs(self.parent_run_id, f"{reason} (its process ended first)")
-        runs.end_sweep(self.parent_run_id, status, {}, reason=reason)
+        reaper.end_orphaned_jobs(self.store, self.parent_run_id, f"{reason} (its process ended first)")
+        runs.end_sweep(self.store, self.parent_run_id, status, {}, reason=reason)
         self.parent_open = False
-        counts = runs.sweep_jobs(self.parent_run_id)["status"].value_counts().to_dict()
+        counts = runs.sweep_jobs(self.store, self.parent_run_id)["status"].value_counts().to_dict()
         jobs = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no job had started"
         if status == "KILLED":
             log.info(

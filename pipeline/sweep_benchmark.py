@@ -21,8 +21,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import mlflow
-
 from pipeline.config import project_home
 from pipeline.data.download import IDX_SOURCES
 from pipeline.data.idx import IDX_FILES
@@ -64,9 +62,8 @@ def run_sweep(home, dataset, data_dir, epochs, launcher_overrides, extra):
 
 def breakdown(home, wall, started):
     """Where the wall time went, from the runs the sweep left in ``home``'s store."""
-    uri = store.absolute_tracking_uri(f"sqlite:///{home}/mlflow.db")
-    mlflow.set_tracking_uri(uri)
-    runs = layout.read_runs([store.find_experiment(uri, "fnn-sweep")])
+    tracking = store.open_store(f"sqlite:///{home}/mlflow.db")
+    runs = layout.read_runs(tracking, [store.find_experiment(tracking.uri, "fnn-sweep")])
     jobs = runs[runs["role"] == layout.ROLE_JOB]
     parent = runs[runs["role"] == layout.ROLE_SWEEP].iloc[0]
     seconds = lambda column: jobs[column].fillna(0).sum() if column in jobs else 0.0  # noqa: E731

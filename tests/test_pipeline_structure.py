@@ -4,7 +4,6 @@ public APIs only, one failure policy deciding exit statuses."""
 import re
 import sys
 
-import mlflow
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
@@ -16,6 +15,7 @@ from pipeline import failure
 from pipeline.config import ConfigError, register_configs
 from pipeline.data import DataError
 from pipeline.tracking import layout
+from pipeline.tracking.store import open_store
 
 register_configs()
 SOURCES = sorted((REPO / "pipeline").rglob("*.py"))
@@ -88,6 +88,19 @@ PRIVATE_USES = [
 ]
 
 
+def test_the_store_is_one_explicit_handle():
+    """MLflow's process-global URI is set in one place; every reader and writer gets the Store handle."""
+    global_uri = re.compile(r"mlflow\.set_tracking_uri\(|MlflowClient\(\)")  # the latter reads the global URI
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in SOURCES
+        if path != REPO / "pipeline" / "tracking" / "store.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if global_uri.search(line)
+    ]
+    assert offenders == []
+
+
 def test_private_apis_of_dependencies_are_used_only_in_compat():
     offenders = [
         f"{path.relative_to(REPO)}:{number}: {line.strip()}"
@@ -120,8 +133,7 @@ def test_read_runs_gives_a_typed_tidy_frame(tmp_path):
             client.log_param(run.info.run_id, key, value)
         client.log_metric(run.info.run_id, layout.TEST_ACCURACY, 0.9)
         client.set_terminated(run.info.run_id)
-    mlflow.set_tracking_uri(uri)
-    runs = layout.read_runs([experiment])
+    runs = layout.read_runs(open_store(uri), [experiment])
 
     assert list(runs["role"]) == ["sweep", "job", "job"]  # oldest first
     jobs = runs[runs["role"] == layout.ROLE_JOB]

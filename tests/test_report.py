@@ -158,13 +158,14 @@ def test_regression_sweeps_report_test_mse(tmp_path):
 
 def test_a_report_is_published_whole_and_leaves_the_rest_of_out_dir_alone(store, tmp_path, monkeypatch):
     from pipeline.report import figures, write_report
+    from pipeline.tracking.store import open_store
 
     home, _, (grid_id, failing_id) = store
     uri, out = f"sqlite:///{home}/mlflow.db", tmp_path / "reports"
     (out / "study").mkdir(parents=True)
     (out / "README.md").write_text("committed\n")
     (out / "study" / "table.csv").write_text("a,b\n")
-    first = write_report(uri, "fnn-sweep", grid_id, out)
+    first = write_report(open_store(uri), "fnn-sweep", grid_id, out)
     before = {p.name: p.read_bytes() for p in first.iterdir()}
 
     def disk_full(*args, **kwargs):
@@ -173,7 +174,7 @@ def test_a_report_is_published_whole_and_leaves_the_rest_of_out_dir_alone(store,
     monkeypatch.setattr(figures, "plot_heatmap", disk_full)  # a fault half-way through writing the files
     for sweep_id in (grid_id, failing_id):
         with pytest.raises(OSError, match="No space left"):
-            write_report(uri, "fnn-sweep", sweep_id, out)
+            write_report(open_store(uri), "fnn-sweep", sweep_id, out)
     assert {p.name: p.read_bytes() for p in first.iterdir()} == before  # the previous report, intact
     assert {p.name for p in out.iterdir()} == {"README.md", "latest", grid_id, "study"}  # no half report
     assert (out / "latest").resolve() == first.resolve()

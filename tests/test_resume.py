@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from helpers import FAST, REPO, jobs_of, mlflow_runs, run_pipeline, store_uri
 from pipeline.tracking import layout, reaper
+from pipeline.tracking.store import open_store
 
 SWEEP = [
     "-m",
@@ -125,7 +126,7 @@ def test_runs_of_other_hosts_are_reaped_only_when_their_heartbeat_is_stale(tmp_p
     live = client.create_run(experiment, start_time=now_ms - 3 * 3600 * 1000, tags=tags, run_name="live").info.run_id
     client.log_metric(live, "epoch_time_s", 0.1, timestamp=now_ms - 60 * 1000, step=0)  # a minute ago
 
-    reaped = reaper.reap(experiment, stale_after_s=1800)
+    reaped = reaper.reap(open_store(uri), experiment, stale_after_s=1800)
     assert [(name, run_id) for name, run_id, _ in reaped] == [("stale", stale)]
     assert "no heartbeat from another-host" in reaped[0][2]
     assert client.get_run(stale).info.status == "KILLED"

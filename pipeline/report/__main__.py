@@ -28,14 +28,13 @@ def hydra_app(cfg):
                 f"no experiment '{settings.mlflow.experiment_name}' in "
                 f"{store.shown(settings.mlflow.tracking_uri)}; run `python -m pipeline -m` first"
             )
-        reaper.log_reaped(reaper.reap(experiment_id, settings.mlflow.stale_after_s))  # no RUNNING run of a dead process
-        out = write_report(
-            cfg.mlflow.tracking_uri, settings.mlflow.experiment_name, settings.report.sweep_id, settings.report.out_dir
-        )
+        tracking = store.open_store(settings.mlflow.tracking_uri)
+        reaper.log_reaped(reaper.reap(tracking, experiment_id, settings.mlflow.stale_after_s))  # none RUNNING but live
+        out = write_report(tracking, settings.mlflow.experiment_name, settings.report.sweep_id, settings.report.out_dir)
         log.info(f"Report written to {out} (index: {out / 'report.md'})")
         if settings.report.register_best:
             register_best_model(
-                cfg.mlflow.tracking_uri,
+                tracking,
                 settings.mlflow.experiment_name,
                 settings.report.sweep_id,
                 settings.report.register_best,

@@ -11,7 +11,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
 
 from pipeline.report.render import fmt  # noqa: E402
 from pipeline.tracking import layout  # noqa: E402
@@ -19,18 +18,17 @@ from pipeline.tracking import layout  # noqa: E402
 TRAIN_LOSS, VAL_LOSS = layout.EPOCH_METRICS["loss"], layout.EPOCH_METRICS["val_loss"]
 
 
-def _histories(run_ids, metric):
-    client = MlflowClient()
+def _histories(client, run_ids, metric):
     return {
         run_id: [m.value for m in sorted(client.get_metric_history(run_id, metric), key=lambda m: m.step)]
         for run_id in run_ids
     }
 
 
-def plot_loss_curves(frame, run_ids, activations, path):
+def plot_loss_curves(client, frame, run_ids, activations, path):
     """One panel per activation, one colour per width: train (solid) and validation (dashed), mean over seeds."""
     finished = frame.assign(run_id=run_ids)[frame["status"] == "FINISHED"]
-    train, val = _histories(finished["run_id"], TRAIN_LOSS), _histories(finished["run_id"], VAL_LOSS)
+    train, val = _histories(client, finished["run_id"], TRAIN_LOSS), _histories(client, finished["run_id"], VAL_LOSS)
     if not any(train.values()):
         return "no finished run has a loss curve"
     fig, axes = plt.subplots(1, len(activations), figsize=(4.5 * len(activations), 3.8), squeeze=False, sharey=True)

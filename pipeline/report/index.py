@@ -34,8 +34,9 @@ SETTINGS = (
 PUBLISHED_DATASET = "mnist"  # the published tables are MNIST's; other datasets get no comparison
 
 
-def write_report(tracking_uri, experiment_name, sweep_id, out_dir):
-    """Write every table, figure and the index for the selected runs into ``out_dir/<sweep id or all>/``,
+def write_report(tracking, experiment_name, sweep_id, out_dir):
+    """Write every table, figure and the index for the selected runs of ``tracking`` (a
+    ``tracking.store.Store``) into ``out_dir/<sweep id or all>/``,
     whole or not at all (``pipeline.report.publish``); returns that folder.
 
     Raises
@@ -44,16 +45,16 @@ def write_report(tracking_uri, experiment_name, sweep_id, out_dir):
         ``out_dir`` cannot hold a report, or the selection has no finished run to report.
     """
     check_out_dir(out_dir)  # before reading any run
-    jobs, selection, name = select_jobs(load_runs(tracking_uri, experiment_name), sweep_id)
+    jobs, selection, name = select_jobs(load_runs(tracking, experiment_name), sweep_id)
     if not (jobs["status"] == "FINISHED").any():
         counts = ", ".join(f"{n} {s}" for s, n in sorted(jobs["status"].value_counts().items()))
         raise ReportError(f"{selection} has no finished run to report ({counts}); nothing written")
     with report_folder(out_dir, name) as out:
-        _write_files(jobs, selection, out)
+        _write_files(tracking, jobs, selection, out)
     return Path(out_dir).expanduser() / name
 
 
-def _write_files(jobs, selection, out):
+def _write_files(tracking, jobs, selection, out):
     axes = extra_axes(jobs)
     specs = table_specs(jobs)
     frame = cell_frame(jobs, axes, specs)
@@ -88,7 +89,7 @@ def _write_files(jobs, selection, out):
         (
             "loss_curves.png",
             "Loss per epoch, one panel per activation (solid: train, dashed: validation)",
-            lambda path: figures.plot_loss_curves(frame, jobs["run_id"], activations, path),
+            lambda path: figures.plot_loss_curves(tracking.client, frame, jobs["run_id"], activations, path),
         ),
         (
             "accuracy_vs_width.png",

@@ -1,7 +1,5 @@
 """Which runs a report covers: the latest sweep, a named sweep, or every job run."""
 
-import mlflow
-
 from pipeline.config import result_neutral
 from pipeline.errors import InputError
 from pipeline.tracking import layout, store
@@ -11,15 +9,12 @@ class ReportError(InputError):
     """Nothing to report (no such experiment or sweep); the message says what to run."""
 
 
-def load_runs(tracking_uri, experiment_name):
-    """Every run of the experiment (a ``layout.read_runs`` frame)."""
-    experiment_id = store.find_experiment(tracking_uri, experiment_name)
+def load_runs(tracking, experiment_name):
+    """Every run of the experiment in ``tracking`` (a ``tracking.store.Store``): a ``layout.read_runs`` frame."""
+    experiment_id = store.find_experiment(tracking.uri, experiment_name)
     if experiment_id is None:
-        raise ReportError(
-            f"no experiment '{experiment_name}' in {store.shown(tracking_uri)}; run `python -m pipeline -m` first"
-        )
-    mlflow.set_tracking_uri(store.absolute_tracking_uri(tracking_uri))
-    return layout.read_runs([experiment_id])
+        raise ReportError(f"no experiment '{experiment_name}' in {tracking.shown}; run `python -m pipeline -m` first")
+    return layout.read_runs(tracking, [experiment_id])
 
 
 def select_jobs(runs, sweep_id):

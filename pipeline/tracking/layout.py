@@ -9,7 +9,6 @@ Nothing outside this module spells an MLflow key: writers use the names
 below, readers use ``read_runs``, whose frame has plain column names.
 """
 
-import mlflow
 import pandas as pd
 
 # ---- params: every config value under its dotted key, plus short aliases ----
@@ -150,19 +149,53 @@ def param_columns(runs):
     return [column for column in runs.columns if "." in column]
 
 
-def read_runs(experiment_ids, filter_string=""):
-    """Runs as a tidy frame, one row per run, oldest first.
+SEARCH_PAGE = 10_000  # runs per request (MLflow's stores allow up to 50,000)
+
+
+def read_runs(store, experiment_ids, filter_string=""):
+    """Runs of ``store`` (a ``tracking.store.Store``) as a tidy frame, one row per run, oldest first.
 
     Columns: ``RUN_INFO``; ``TAG_COLUMNS`` by their plain names (None where
     unset); every param under its dotted config key, as numbers where every
     value is a number ("None" -> NaN); every metric's last value by its name.
     """
-    raw = mlflow.search_runs(experiment_ids=list(experiment_ids), filter_string=filter_string)
-    return tidy(raw)
+    return tidy(_search(store.client, list(experiment_ids), filter_string))
+
+
+def _search(client, experiment_ids, filter_string):
+    """Every matching run, in ``mlflow.search_runs``'s frame: run info, then ``params.*``, ``metrics.*``,
+    ``tags.*`` columns (times as UTC timestamps), page by page through ``client``."""
+    rows, token = [], None
+    while True:
+        page = client.search_runs(
+            experiment_ids, filter_string=filter_string, max_results=SEARCH_PAGE, page_token=token
+        )
+        for run in page:
+            info = run.info
+            rows.append(
+                {
+                    "run_id": info.run_id,
+                    "experiment_id": info.experiment_id,
+                    "status": info.status,
+                    "start_time": info.start_time,
+                    "end_time": info.end_time,
+                    **{f"metrics.{k}": v for k, v in run.data.metrics.items()},
+                    **{f"params.{k}": v for k, v in run.data.params.items()},
+                    **{f"tags.{k}": v for k, v in run.data.tags.items()},
+                }
+            )
+        token = page.token
+        if not token:
+            break
+    raw = pd.DataFrame(rows)
+    for column in ("start_time", "end_time"):
+        if column in raw:
+            raw[column] = pd.to_datetime(raw[column], unit="ms", utc=True)
+    return raw
 
 
 def tidy(raw):
-    """``mlflow.search_runs`` output -> the frame ``read_runs`` describes."""
+    """``mlflow.search_runs``-shaped runs -> the frame ``read_runs`` describes."""
     frame = pd.DataFrame(
         {column: raw[column] if column in raw else pd.Series(dtype=object) for column in RUN_INFO}, index=raw.index
     )

@@ -4,7 +4,6 @@ import logging
 
 import mlflow
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from pipeline.errors import InputError
 from pipeline.tracking import layout, store
@@ -27,14 +26,20 @@ def best_job(jobs):
     raise InputError("no finished run has a validation score to choose by (train.val_fraction=0?); nothing registered")
 
 
-def register_best(tracking_uri, experiment_id, jobs, name, selection):
-    """Register the model of the best job under ``name`` (a new version each time); returns the version.
+def register_best(tracking, experiment_id, jobs, name, selection):
+    """Register the model of the best job under ``name`` (a new version each time) in ``tracking`` (a
+    ``tracking.store.Store``); returns the version.
 
-    Only runs that logged a model (``mlflow.log_model=true``) compete.
+    Only runs that logged a model (``mlflow.log_model=true``) compete. ``mlflow.register_model`` is
+    fluent: it registers in the store ``open_store`` pointed MLflow at.
     """
-    uri = store.absolute_tracking_uri(tracking_uri)
-    mlflow.set_tracking_uri(uri)
-    models = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list")
+    models, token = [], None
+    while True:  # every page: a large sweep logs many models
+        page = tracking.client.search_logged_models(experiment_ids=[experiment_id], page_token=token)
+        models += page
+        token = page.token
+        if not token:
+            break
     model_of_run = {m.source_run_id: m.model_id for m in models if m.name == layout.ARTIFACT_MODEL}
     candidates = jobs[jobs["run_id"].isin(model_of_run)]
     if candidates.empty:
@@ -53,7 +58,7 @@ def register_best(tracking_uri, experiment_id, jobs, name, selection):
     test = next((m for m in (layout.TEST_ACCURACY, layout.TEST_MSE) if m in row and pd.notna(row[m])), None)
     if test:
         scores += f", {test} {row[test]:.4f}"
-    MlflowClient(uri).update_model_version(
+    tracking.client.update_model_version(
         name,
         version.version,
         description=(
@@ -63,6 +68,6 @@ def register_best(tracking_uri, experiment_id, jobs, name, selection):
     )
     log.info(
         f"Registered model '{name}' version {version.version}: run {row['run_name']} ({scores}); "
-        f"models:/{name}/{version.version}, in the UI: {store.models_page(tracking_uri, name)}"
+        f"models:/{name}/{version.version}, in the UI: {store.models_page(tracking.uri, name)}"
     )
     return version

@@ -11,8 +11,6 @@ import os
 import socket
 import time
 
-from mlflow.tracking import MlflowClient
-
 from pipeline.tracking import layout
 
 HEARTBEAT_METRIC = layout.EPOCH_METRICS["epoch_time_s"]
@@ -35,13 +33,13 @@ def heartbeat(client, run_id, started):
     return max([started, *(m.timestamp / 1000 for m in history)])
 
 
-def reap(experiment_id, stale_after_s, skip=()):
+def reap(store, experiment_id, stale_after_s, skip=()):
     """End KILLED every RUNNING run of the experiment whose process is gone; returns [(name, id, reason)].
 
     ``skip``: run ids never to touch (the calling sweep's own parent run).
     """
-    client = MlflowClient()
-    running = layout.read_runs([experiment_id], filter_string=layout.status_is("RUNNING"))
+    client = store.client
+    running = layout.read_runs(store, [experiment_id], filter_string=layout.status_is("RUNNING"))
     here, now, reaped = socket.gethostname(), time.time(), []
     for run in running.itertuples():
         if run.run_id in skip:
@@ -72,7 +70,7 @@ def log_reaped(reaped):
         log.info(f"{name} ({run_id[:8]}): was RUNNING, now KILLED ({reason})")
 
 
-def end_orphaned_jobs(parent_run_id, reason, grace_s=10.0):
+def end_orphaned_jobs(store, parent_run_id, reason, grace_s=10.0):
     """End KILLED a sweep's job runs left RUNNING by a process of this host that is gone.
 
     Live processes get ``grace_s`` seconds to end their own runs first. Returns the runs ended.
@@ -81,13 +79,13 @@ def end_orphaned_jobs(parent_run_id, reason, grace_s=10.0):
 
     host, deadline = socket.gethostname(), time.monotonic() + grace_s
     while True:
-        jobs = sweep_jobs(parent_run_id)
+        jobs = sweep_jobs(store, parent_run_id)
         running = jobs[(jobs["status"] == "RUNNING") & (jobs["hostname"] == host)]
         if not any(process_alive(job.pid) for job in running.itertuples()) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     ended = [job.run_id for job in running.itertuples() if not process_alive(job.pid)]
-    client = MlflowClient()
+    client = store.client
     for run_id in ended:
         client.set_tag(run_id, layout.TAG_FAILURE, reason)
         client.set_terminated(run_id, "KILLED")

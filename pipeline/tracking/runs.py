@@ -16,7 +16,6 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-from mlflow.tracking import MlflowClient
 
 from pipeline.machine import blas_info, cpu_model
 from pipeline.runtime import compat
@@ -38,9 +37,9 @@ class Sweep:
 # ---- sweeps (parent runs) ----
 
 
-def start_sweep(experiment_id, sweep_id, sweep_dir, planned_jobs, jobs_at_once, description):
-    """Create the parent run of a sweep; returns its run id."""
-    client = MlflowClient()
+def start_sweep(store, experiment_id, sweep_id, sweep_dir, planned_jobs, jobs_at_once, description):
+    """Create the parent run of a sweep in ``store`` (a ``tracking.store.Store``); returns its run id."""
+    client = store.client
     run = client.create_run(
         experiment_id,
         run_name=sweep_id,
@@ -60,11 +59,10 @@ def start_sweep(experiment_id, sweep_id, sweep_dir, planned_jobs, jobs_at_once, 
     return run.info.run_id
 
 
-def find_sweep(experiment_id, sweep_dir):
+def find_sweep(store, experiment_id, sweep_dir):
     """The newest running parent run whose sweep directory is ``sweep_dir``, or None."""
-    parents = mlflow.search_runs(
+    parents = store.client.search_runs(
         [experiment_id],
-        output_format="list",
         order_by=[layout.START_TIME_NEWEST_FIRST],
         filter_string=f"{layout.tag_is(layout.TAG_ROLE, layout.ROLE_SWEEP)} and {layout.status_is('RUNNING')}",
     )
@@ -80,20 +78,20 @@ def find_sweep(experiment_id, sweep_dir):
     return None
 
 
-def sweep_jobs(parent_run_id, *conditions):
+def sweep_jobs(store, parent_run_id, *conditions):
     """The job runs nested under a sweep's parent run (a ``layout.read_runs`` frame).
 
     conditions: more ``search_runs`` filter clauses, joined with AND (None ones are left out).
     """
-    parent = MlflowClient().get_run(parent_run_id)
+    parent = store.client.get_run(parent_run_id)
     clauses = [layout.tag_is(layout.TAG_PARENT, parent_run_id), *filter(None, conditions)]
-    return layout.read_runs([parent.info.experiment_id], filter_string=" and ".join(clauses))
+    return layout.read_runs(store, [parent.info.experiment_id], filter_string=" and ".join(clauses))
 
 
-def end_sweep(run_id, status, counts, reason=None):
+def end_sweep(store, run_id, status, counts, reason=None):
     """Close the parent run with the jobs' status counts as metrics ({"FINISHED": 11, ...})
     and, when it ends early, the reason."""
-    client = MlflowClient()
+    client = store.client
     if reason:
         client.set_tag(run_id, layout.TAG_FAILURE, reason[:5000])
     now = int(time.time() * 1000)
@@ -108,7 +106,7 @@ def end_sweep(run_id, status, counts, reason=None):
 
 
 @contextmanager
-def job_run(experiment_id, run_name, resolved_config, config_hash, sweep=None, choices=None):
+def job_run(store, experiment_id, run_name, resolved_config, config_hash, sweep=None, choices=None):
     """Open the MLflow run of one job, nested under ``sweep`` when given.
 
     ``choices`` are Hydra's config-group choices ({"optimizer": "adam"}), tagged ``choice.<group>``.
@@ -125,7 +123,7 @@ def job_run(experiment_id, run_name, resolved_config, config_hash, sweep=None, c
     }
     if sweep is not None:
         run_tags.update({layout.TAG_PARENT: sweep.run_id, layout.TAG_SWEEP_ID: sweep.sweep_id})
-    created = MlflowClient().create_run(experiment_id, run_name=run_name, tags=compat.source_tags(run_tags))
+    created = store.client.create_run(experiment_id, run_name=run_name, tags=compat.source_tags(run_tags))
     with mlflow.start_run(run_id=created.info.run_id) as run:
         mlflow.log_params(layout.job_params(resolved_config))
         try:
@@ -136,11 +134,10 @@ def job_run(experiment_id, run_name, resolved_config, config_hash, sweep=None, c
             raise
 
 
-def finished_run(experiment_id, config_hash):
+def finished_run(store, experiment_id, config_hash):
     """The newest FINISHED job run with this config hash: (run id, its metrics), or None."""
-    found = mlflow.search_runs(
+    found = store.client.search_runs(
         [experiment_id],
-        output_format="list",
         max_results=1,
         order_by=[layout.START_TIME_NEWEST_FIRST],
         filter_string=f"{layout.tag_is(layout.TAG_CONFIG_HASH, config_hash)} and {layout.status_is('FINISHED')} "
@@ -149,9 +146,9 @@ def finished_run(experiment_id, config_hash):
     return (found[0].info.run_id, found[0].data.metrics) if found else None
 
 
-def record_reuse(experiment_id, sweep, run_name, config_hash, reused_run_id):
+def record_reuse(store, experiment_id, sweep, run_name, config_hash, reused_run_id):
     """A FINISHED marker run in ``sweep`` that stands for ``reused_run_id``: the job was not trained again."""
-    client = MlflowClient()
+    client = store.client
     marker = client.create_run(
         experiment_id,
         run_name=f"{run_name} (reused)",
@@ -214,11 +211,11 @@ def log_phases(seconds):
     mlflow.log_metrics({layout.PHASE_METRICS[phase]: value for phase, value in seconds.items()})
 
 
-def log_report_time(parent_run_id, seconds):
-    MlflowClient().log_metric(parent_run_id, layout.SWEEP_REPORT_TIME, seconds)
+def log_report_time(store, parent_run_id, seconds):
+    store.client.log_metric(parent_run_id, layout.SWEEP_REPORT_TIME, seconds)
 
 
-def log_dataset(data):
+def log_dataset(store, data):
     """Tag the run with its dataset and log it as the run's input (the UI's Dataset column and filter)."""
     digest = data.content_hash()
     mlflow.set_tags(
@@ -257,13 +254,13 @@ def log_dataset(data):
     inputs = [mlflow.entities.DatasetInput(dataset, tags=[context])]
     run_id = mlflow.active_run().info.run_id
     try:
-        MlflowClient().log_inputs(run_id, datasets=inputs)
+        store.client.log_inputs(run_id, datasets=inputs)
     except mlflow.MlflowException as exc:
         # MLflow's SQL store checks for the dataset, then inserts it: two jobs logging the same dataset
         # at once can both insert, and one fails on the unique key. Once it exists, logging links it.
         if "unique" not in str(exc).lower():
             raise
-        MlflowClient().log_inputs(run_id, datasets=inputs)
+        store.client.log_inputs(run_id, datasets=inputs)
 
 
 def log_failure(reason):

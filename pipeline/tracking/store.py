@@ -2,6 +2,7 @@
 
 import fcntl
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -40,11 +41,42 @@ def sqlite_path(uri):
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
-def use_store(mlflow_cfg):
-    """Point MLflow's fluent API at the configured store; returns the absolute URI."""
-    uri = absolute_tracking_uri(mlflow_cfg.tracking_uri)
+@dataclass(frozen=True)
+class Store:
+    """The tracking store a process works with: the URI it connects with, and its client.
+
+    Opened once per process (``open_store``) and passed to whatever reads or writes runs. Print
+    ``shown``, never ``uri``, which may hold a database password.
+    """
+
+    uri: str
+    client: MlflowClient
+
+    @property
+    def shown(self):
+        return redact(self.uri)
+
+
+_open_stores: dict = {}
+
+
+def open_store(tracking_uri):
+    """The ``Store`` of a configured tracking URI, the same object for every call in a process.
+
+    Creates nothing (MLflow's client connects at its first request). MLflow's fluent API, which a
+    job's run, its artifacts and its model are logged through, is pointed at it too: this is the only
+    place that sets MLflow's tracking URI.
+    """
+    uri = absolute_tracking_uri(tracking_uri)
+    if uri not in _open_stores:
+        _open_stores[uri] = Store(uri, MlflowClient(uri))
     mlflow.set_tracking_uri(uri)
-    return uri
+    return _open_stores[uri]
+
+
+def use_store(mlflow_cfg):
+    """``open_store`` for an ``mlflow`` config; returns the absolute URI."""
+    return open_store(mlflow_cfg.tracking_uri).uri
 
 
 def prepare_experiment(mlflow_cfg):
