@@ -46,3 +46,15 @@ def test_an_unwritable_cache_falls_back_to_mlflow_creating_the_store(tmp_path, m
     path = tmp_path / "mlflow.db"
     store_template.seed_new_store(path)
     assert not path.exists() and list(tmp_path.iterdir()) == [blocked]
+
+
+def test_opening_a_store_creates_nothing_until_it_is_used(tmp_path):
+    """A read-only command opens the handle before it knows the store exists: no file may appear."""
+    from pipeline.tracking.store import open_store
+
+    path = tmp_path / "typo.db"
+    handle = open_store(f"sqlite:///{path}")
+    assert handle is open_store(f"sqlite:///{path}") and handle.uri == f"sqlite:///{path}"  # once per process
+    assert not path.exists()
+    handle.client.search_experiments()  # first use: MLflow makes the store
+    assert path.exists()

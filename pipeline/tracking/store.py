@@ -2,7 +2,7 @@
 
 import fcntl
 from contextlib import contextmanager
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -41,7 +41,6 @@ def sqlite_path(uri):
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
-@dataclass(frozen=True)
 class Store:
     """The tracking store a process works with: the URI it connects with, and its client.
 
@@ -49,12 +48,21 @@ class Store:
     ``shown``, never ``uri``, which may hold a database password.
     """
 
-    uri: str
-    client: MlflowClient
+    def __init__(self, uri):
+        self.uri = uri
+
+    @cached_property
+    def client(self):
+        # Made at first use: MLflow's client creates a SQLite store as it is made, and only
+        # prepare_experiment may create one (under its lock, so two processes never race).
+        return MlflowClient(self.uri)
 
     @property
     def shown(self):
         return redact(self.uri)
+
+    def __repr__(self):
+        return f"Store({self.shown!r})"
 
 
 _open_stores: dict = {}
@@ -63,13 +71,12 @@ _open_stores: dict = {}
 def open_store(tracking_uri):
     """The ``Store`` of a configured tracking URI, the same object for every call in a process.
 
-    Creates nothing (MLflow's client connects at its first request). MLflow's fluent API, which a
-    job's run, its artifacts and its model are logged through, is pointed at it too: this is the only
-    place that sets MLflow's tracking URI.
+    Creates nothing. MLflow's fluent API, which a job's run, its artifacts and its model are logged
+    through, is pointed at it too: this is the only place that sets MLflow's tracking URI.
     """
     uri = absolute_tracking_uri(tracking_uri)
     if uri not in _open_stores:
-        _open_stores[uri] = Store(uri, MlflowClient(uri))
+        _open_stores[uri] = Store(uri)
     mlflow.set_tracking_uri(uri)
     return _open_stores[uri]
 
