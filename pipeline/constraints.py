@@ -9,8 +9,10 @@ fails when a schema field has no entry.
 
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from numbers import Integral, Real
+from typing import Any, cast
 
 from pipeline.errors import InputError
 
@@ -35,7 +37,7 @@ class Interval:
     message: str | None = None
     optional: bool = False  # None is allowed (the field's "off" value)
 
-    def problem(self, value):
+    def problem(self, value: Any) -> str | None:
         if value is None:
             return None if self.optional else "must be set"
         if isinstance(value, bool) or not isinstance(value, Integral if self.type is int else Real):
@@ -47,12 +49,13 @@ class Interval:
         elif isinstance(value, float) and math.isinf(value):  # +inf only where the interval gives it a meaning
             inside = value > 0 and self.high == math.inf and right
         else:
-            inside = (self.low is None or (value >= self.low if left else value > self.low)) and (
-                self.high in (None, math.inf) or (value <= self.high if right else value < self.high)
+            number = cast(float, value)  # an int or a finite float (bool and other types returned above)
+            inside = (self.low is None or (number >= self.low if left else number > self.low)) and (
+                self.high is None or self.high == math.inf or (number <= self.high if right else number < self.high)
             )
         return None if inside else (self.message or self.describe())
 
-    def describe(self):
+    def describe(self) -> str:
         if self.low is not None and self.high not in (None, math.inf):
             return (
                 f"must be in {'[' if self.closed in ('both', 'left') else '('}{_number(self.low)}, "
@@ -68,9 +71,9 @@ class Interval:
 class Options:
     """One of the names in ``choices`` (a registry's keys)."""
 
-    choices: object  # any container of names: a registry dict, a tuple
+    choices: Collection[str]  # any container of names: a registry dict, a tuple
 
-    def problem(self, value):
+    def problem(self, value: object) -> str | None:
         if value not in self.choices:
             return f"choose one of: {', '.join(sorted(self.choices))}"
         return None
@@ -86,7 +89,7 @@ class Text:
     message: str | None = None
     empty: bool = False  # the empty string is allowed
 
-    def problem(self, value):
+    def problem(self, value: object) -> str | None:
         if value is None:
             return None if self.optional else "must be set"
         if not isinstance(value, str):
@@ -104,21 +107,21 @@ class Text:
 class Flag:
     """true or false (OmegaConf has already typed it)."""
 
-    def problem(self, value):
+    def problem(self, value: object) -> str | None:
         return None if isinstance(value, bool) else "must be true or false"
 
 
-def _number(value):
+def _number(value: float) -> str:
     """128, not 128.0 or 1.28e+02; 0.5 as 0.5."""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def field_names(schema):
+def field_names(schema: type) -> list[str]:
     """The fields of a dataclass schema."""
     return [f.name for f in fields(schema)]
 
 
-def check_fields(obj, prefix, constraints):
+def check_fields(obj: object, prefix: str, constraints: dict) -> None:
     """Raise ``ConfigError`` for the first field of ``obj`` that breaks its constraint.
 
     prefix : the field's config group, e.g. "train" (keys are named "train.seed").
@@ -133,6 +136,6 @@ def check_fields(obj, prefix, constraints):
             raise ConfigError(f"{key}={shown} is not valid{separator} {problem}")
 
 
-def _short(value):
+def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 80 else f"{text[:40]}...({len(text)} characters)"

@@ -29,7 +29,7 @@ SECRET_QUERY_KEYS = re.compile(r"token|secret|password|passwd|pwd|key|sig|signat
 _OVERRIDE = re.compile(r"^(?P<prefix>[+~]{0,2})(?P<key>[\w.]+)=(?P<value>.*)$", re.S)
 
 
-def redact(uri):
+def redact(uri: str) -> str:
     """``uri`` with its userinfo password and secret query values replaced by ``***``."""
     if not isinstance(uri, str) or "://" not in uri:
         return uri
@@ -51,7 +51,7 @@ def redact(uri):
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def take_from_argv(argv):
+def take_from_argv(argv: list[str]) -> list[str]:
     """``argv`` (without the program) with every URI override's credentials taken out (see above)."""
     taken = json.loads(os.environ.get("FNN_SWEEP_TRACKING_URIS") or "{}")
     result = []
@@ -68,7 +68,7 @@ def take_from_argv(argv):
     return result
 
 
-def _to_environment(uri):
+def _to_environment(uri: str) -> str:
     """For an http(s) URI: its user and password into MLflow's variables; the URI without them."""
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or parts.password is None:
@@ -79,7 +79,7 @@ def _to_environment(uri):
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-def connect_uri(uri):
+def connect_uri(uri: str) -> str:
     """The URI to connect with for a URI from the config (the same unless credentials were taken)."""
     if not uri or MASK not in uri:
         return uri

@@ -6,12 +6,17 @@ distinct (dataset, split fractions, seed) its jobs use. Each failure is a
 ``DataError`` in one line naming what to change.
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from pipeline.data.errors import DataError
 
+if TYPE_CHECKING:
+    from pipeline.data.dataset import Dataset
 
-def check_split(y, n_held_out, stratify, key, fraction, name):
+
+def check_split(y: np.ndarray, n_held_out: int, stratify: bool, key: str, fraction: float, name: str) -> None:
     """A split of ``n_held_out`` of the rows of ``y`` leaves both parts usable.
 
     Stratified splits (classification) need every class at least twice and each part
@@ -39,7 +44,7 @@ def check_split(y, n_held_out, stratify, key, fraction, name):
             )
 
 
-def check_labels(y, n_classes, part, name, source):
+def check_labels(y: np.ndarray, n_classes: int, part: str, name: str, source: str) -> None:
     """Class labels ``y`` (n,) are integers in [0, n_classes); checked before any split uses them."""
     bad = (y < 0) | (y >= n_classes) if np.issubdtype(y.dtype, np.integer) else np.ones(len(y), bool)
     if bad.any():
@@ -48,7 +53,7 @@ def check_labels(y, n_classes, part, name, source):
         )
 
 
-def check_dataset(data):
+def check_dataset(data: "Dataset") -> None:
     """Every split of ``data`` (a ``Dataset``) is non-empty where it must be, with finite features and
     (regression) finite targets. Labels were checked before the splits (``check_labels``)."""
     for part in ("train", "test"):

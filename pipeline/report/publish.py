@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +22,7 @@ log = logging.getLogger("pipeline")
 LATEST = "latest"
 
 
-def check_out_dir(out_dir):
+def check_out_dir(out_dir: str | Path) -> Path:
     """``report.out_dir`` is a directory this process can write, or can create; else ``ReportError``."""
     path = Path(out_dir).expanduser()
     if path.exists() and not path.is_dir():
@@ -36,7 +37,7 @@ def check_out_dir(out_dir):
 
 
 @contextmanager
-def report_folder(out_dir, name):
+def report_folder(out_dir: str | Path, name: str) -> Iterator[Path]:
     """Yield an empty folder to write the report ``name`` into; publish it as ``out_dir/name`` when the
     block completes, and drop it if the block fails."""
     out = check_out_dir(out_dir)
@@ -60,7 +61,7 @@ def report_folder(out_dir, name):
     _point_latest(out, name)
 
 
-def _remove_abandoned(out):
+def _remove_abandoned(out: Path) -> None:
     """Hidden folders of reports whose process was killed before it finished (SIGKILL, a power loss)."""
     for folder in out.glob(".*.building-*"):
         pid = folder.name.rsplit(".building-", 1)[1].split("-", 1)[0]
@@ -68,7 +69,7 @@ def _remove_abandoned(out):
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _publish(building, target):
+def _publish(building: Path, target: Path) -> None:
     """Rename ``building`` to ``target``, replacing an earlier report of the same name."""
     previous = None
     if target.exists():
@@ -79,7 +80,7 @@ def _publish(building, target):
         shutil.rmtree(previous, ignore_errors=True)
 
 
-def _point_latest(out, name):
+def _point_latest(out: Path, name: str) -> None:
     latest = out / LATEST
     if latest.exists() and not latest.is_symlink():
         log.warning(f"{latest} is not a link made by fnn-sweep: left as it is")

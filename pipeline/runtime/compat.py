@@ -29,11 +29,12 @@ dependency when one has moved. ``tests/test_pipeline_structure.py`` rejects a pr
 import os
 import signal
 import sqlite3
+from typing import Any
 
 # ---- joblib's vendored loky ----
 
 
-def loky_forks_from_server():
+def loky_forks_from_server() -> bool:
     """Make loky start its workers with the "forkserver" method (ours); False where it cannot."""
     try:
         from joblib.externals.loky.backend import context
@@ -44,7 +45,7 @@ def loky_forks_from_server():
     return True
 
 
-def existing_loky_executor():
+def existing_loky_executor() -> Any:
     """loky's reusable executor if one was started in this process, else None (never starts one)."""
     try:
         from joblib.externals.loky import reusable_executor
@@ -53,7 +54,7 @@ def existing_loky_executor():
     return getattr(reusable_executor, "_executor", None)
 
 
-def terminated_worker_error():
+def terminated_worker_error() -> type[BaseException] | None:
     """The exception a joblib launcher raises when a worker process died; None if it moved."""
     try:
         from joblib.externals.loky.process_executor import TerminatedWorkerError
@@ -65,7 +66,7 @@ def terminated_worker_error():
 # ---- CPython's multiprocessing ----
 
 
-def kill_forkserver():
+def kill_forkserver() -> None:
     """End this process's multiprocessing fork server at once (SIGKILL), if it runs."""
     from multiprocessing import forkserver
 
@@ -82,7 +83,7 @@ def kill_forkserver():
 DATASET_CONTEXT_TAG = "mlflow.data.context"  # MLflow 3's value, if the constant moves
 
 
-def dataset_context_tag():
+def dataset_context_tag() -> str:
     try:
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
     except ImportError:
@@ -90,7 +91,7 @@ def dataset_context_tag():
     return MLFLOW_DATASET_CONTEXT
 
 
-def warm_mlflow_requirements_map():
+def warm_mlflow_requirements_map() -> None:
     """Build MLflow's installed-package map now (a fork server's import), not at the first model."""
     try:
         from mlflow.utils.requirements_utils import _init_packages_to_modules_map
@@ -99,7 +100,7 @@ def warm_mlflow_requirements_map():
     _init_packages_to_modules_map()
 
 
-def warm_mlflow_sql_store():
+def warm_mlflow_sql_store() -> None:
     """Import MLflow's SQL store module (and SQLAlchemy's mappers) ahead of the first query."""
     try:
         from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
@@ -110,7 +111,7 @@ def warm_mlflow_sql_store():
     configure_mappers()
 
 
-def source_tags(tags):
+def source_tags(tags: dict[str, str]) -> dict[str, str]:
     """``tags`` plus MLflow's own source tags (user, source name and type), as ``mlflow.start_run`` adds."""
     try:
         from mlflow.tracking.context.registry import resolve_tags
@@ -119,16 +120,16 @@ def source_tags(tags):
     return resolve_tags(tags)
 
 
-def git_commit(path):
+def git_commit(path: str | os.PathLike) -> str | None:
     """The commit of the git checkout holding ``path``, or None."""
     try:
         from mlflow.utils.git_utils import get_git_commit
     except ImportError:
         return None
-    return get_git_commit(path)
+    return get_git_commit(str(path))
 
 
-def make_empty_sqlite_store(db_path, artifact_root):
+def make_empty_sqlite_store(db_path: str | os.PathLike, artifact_root: str | os.PathLike) -> None:
     """Create a fully migrated MLflow SQLite store at ``db_path`` without its Default experiment.
 
     Raises whatever MLflow or SQLite raise: the caller then lets MLflow create stores as usual.
