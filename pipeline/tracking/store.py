@@ -1,9 +1,11 @@
 """The tracking store: its URI, the experiment, and how a user browses it."""
 
 import fcntl
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import mlflow
@@ -21,7 +23,7 @@ class StoreError(InputError):
     """The tracking store cannot be reached or used; the message names it and says what to do."""
 
 
-def absolute_tracking_uri(uri):
+def absolute_tracking_uri(uri: str) -> str:
     """The URI to connect with: credentials taken from the command line put back
     (``pipeline.credentials``), a sqlite:/// path made absolute so every process and `mlflow ui` find
     the same file. Print it only through ``shown``."""
@@ -31,12 +33,12 @@ def absolute_tracking_uri(uri):
     return uri
 
 
-def shown(uri):
+def shown(uri: str) -> str:
     """A URI as it may be printed, logged or saved: absolute, with no password or token."""
     return redact(absolute_tracking_uri(uri))
 
 
-def sqlite_path(uri):
+def sqlite_path(uri: str) -> Path | None:
     """The database file of a sqlite:/// URI, else None."""
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
@@ -48,27 +50,27 @@ class Store:
     ``shown``, never ``uri``, which may hold a database password.
     """
 
-    def __init__(self, uri):
+    def __init__(self, uri: str) -> None:
         self.uri = uri
 
     @cached_property
-    def client(self):
+    def client(self) -> MlflowClient:
         # Made at first use: MLflow's client creates a SQLite store as it is made, and only
         # prepare_experiment may create one (under its lock, so two processes never race).
         return MlflowClient(self.uri)
 
     @property
-    def shown(self):
+    def shown(self) -> str:
         return redact(self.uri)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Store({self.shown!r})"
 
 
 _open_stores: dict = {}
 
 
-def open_store(tracking_uri):
+def open_store(tracking_uri: str) -> Store:
     """The ``Store`` of a configured tracking URI, the same object for every call in a process.
 
     Creates nothing. MLflow's fluent API, which a job's run, its artifacts and its model are logged
@@ -81,12 +83,12 @@ def open_store(tracking_uri):
     return _open_stores[uri]
 
 
-def use_store(mlflow_cfg):
+def use_store(mlflow_cfg: Any) -> str:
     """``open_store`` for an ``mlflow`` config; returns the absolute URI."""
     return open_store(mlflow_cfg.tracking_uri).uri
 
 
-def prepare_experiment(mlflow_cfg):
+def prepare_experiment(mlflow_cfg: Any) -> str:
     """Create (or upgrade) the store and the experiment if needed; return the experiment id.
 
     Processes creating one SQLite file at once can corrupt it, so for SQLite
@@ -116,7 +118,7 @@ def prepare_experiment(mlflow_cfg):
 
 
 @contextmanager
-def store_errors(uri):
+def store_errors(uri: str) -> Iterator[None]:
     """Errors of a store that cannot be created or read become one ``StoreError`` line naming it."""
     try:
         yield
@@ -132,7 +134,7 @@ def store_errors(uri):
         raise StoreError(f"cannot use the tracking store {shown(uri)}: {detail}{hint}") from None
 
 
-def _experiment(uri, mlflow_cfg):
+def _experiment(uri: str, mlflow_cfg: Any) -> str:
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(mlflow_cfg.experiment_name)
     if experiment is not None:
@@ -144,7 +146,7 @@ def _experiment(uri, mlflow_cfg):
     )
 
 
-def artifact_location(tracking_uri, configured):
+def artifact_location(tracking_uri: str, configured: str | None) -> str | None:
     """Where a new experiment's artifacts go: ``configured``; else beside a SQLite file; else None,
     so that a tracking server uses its own artifact store and no client writes to its own disk."""
     if configured:
@@ -154,7 +156,7 @@ def artifact_location(tracking_uri, configured):
     return (path.parent / "mlartifacts").as_uri() if path is not None else None
 
 
-def existing_experiment(mlflow_cfg):
+def existing_experiment(mlflow_cfg: Any) -> str | None:
     """The experiment's id if the store and the experiment exist (creating nothing), else None."""
     experiment_id = find_experiment(mlflow_cfg.tracking_uri, mlflow_cfg.experiment_name)
     if experiment_id is not None:
@@ -162,7 +164,7 @@ def existing_experiment(mlflow_cfg):
     return experiment_id
 
 
-def find_experiment(tracking_uri, experiment_name):
+def find_experiment(tracking_uri: str, experiment_name: str) -> str | None:
     """The id of an existing experiment, or None. Never creates a store (MLflow creates a SQLite file
     on first contact) or an experiment: only ``prepare_experiment`` does."""
     uri = absolute_tracking_uri(tracking_uri)
@@ -177,24 +179,24 @@ def find_experiment(tracking_uri, experiment_name):
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 
 
-def ui_command(tracking_uri):
+def ui_command(tracking_uri: str) -> str:
     uri = shown(tracking_uri)
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
     return f"mlflow ui --backend-store-uri {uri}"
 
 
-def _ui_base(tracking_uri):
+def _ui_base(tracking_uri: str) -> str:
     uri = shown(tracking_uri)
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_ADDRESS
 
 
-def models_page(tracking_uri, model_name):
+def models_page(tracking_uri: str, model_name: str) -> str:
     """The UI address of a registered model."""
     return f"{_ui_base(tracking_uri)}/#/models/{model_name}"
 
 
-def runs_page(tracking_uri, experiment_id, run_id=None):
+def runs_page(tracking_uri: str, experiment_id: str, run_id: str | None = None) -> str:
     """The UI address of an experiment's runs table (the bare experiment page shows a GenAI overview)
     or, with ``run_id``, of one run."""
     base = _ui_base(tracking_uri)
@@ -206,7 +208,7 @@ def runs_page(tracking_uri, experiment_id, run_id=None):
 PROBE_SECONDS = 5  # one try, no retries: MLflow's own retries take minutes on a dead server
 
 
-def probe(tracking_uri):
+def probe(tracking_uri: str) -> None:
     """Fail fast, in one line, when a tracking server does not answer or refuses our credentials.
 
     Credentials come from MLflow's own sources (MLFLOW_TRACKING_USERNAME and
@@ -223,7 +225,7 @@ def probe(tracking_uri):
 
 
 @contextmanager
-def _single_quick_request():
+def _single_quick_request() -> Iterator[None]:
     """MLflow's HTTP settings for this process: one try, a short timeout; restored afterwards."""
     settings = {MLFLOW_HTTP_REQUEST_MAX_RETRIES: 0, MLFLOW_HTTP_REQUEST_TIMEOUT: PROBE_SECONDS}
     saved = {variable: variable.get_raw() for variable in settings}
@@ -236,7 +238,7 @@ def _single_quick_request():
             variable.unset() if value is None else variable.set(value)
 
 
-def _server_problem(uri, message):
+def _server_problem(uri: str, message: str) -> str:
     uri = shown(uri)
     if "401" in message:
         return (
