@@ -19,7 +19,6 @@ from typing import ClassVar, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-import pipeline.parallel  # noqa: F401  (registers the fnn_sweep_workers resolver the launcher config uses)
 from fnn_core import ACTIVATIONS, INIT_CHOICES, OPTIMIZERS
 from fnn_core.network import DTYPES
 from pipeline.constraints import ConfigError, Flag, Interval, Options, Text, check_fields

@@ -1,4 +1,4 @@
-"""The exception types every layer raises; ``pipeline.failure`` maps them to exit statuses.
+"""The exception types every layer raises; ``pipeline.runtime.failure`` maps them to exit statuses.
 
 Standard library only, so the data and tracking layers can raise them without importing Hydra.
 """

@@ -5,9 +5,9 @@ import logging
 
 import hydra
 
-from pipeline import failure
 from pipeline.config import register_configs, validate
 from pipeline.report import ReportError
+from pipeline.runtime import failure, lifecycle
 from pipeline.tracking import reaper, store
 
 log = logging.getLogger("pipeline")
@@ -36,9 +36,5 @@ def hydra_app(cfg):
     )
 
 
-def main():
-    failure.run_entry_point(hydra_app)
-
-
 if __name__ == "__main__":
-    main()
+    lifecycle.run(hydra_app)

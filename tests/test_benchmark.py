@@ -7,7 +7,7 @@ from helpers import REPO, run_pipeline
 pytestmark = pytest.mark.slow  # the real benchmark command
 
 
-@pytest.mark.readme("python -m pipeline.benchmark")
+@pytest.mark.readme("python -m benchmarks.epoch")
 def test_benchmark_writes_a_row_per_config(tmp_path, mnist_dir):
     out = tmp_path / "benchmark.md"
     result = run_pipeline(
@@ -27,7 +27,7 @@ def test_benchmark_writes_a_row_per_config(tmp_path, mnist_dir):
         str(mnist_dir),
         "--out",
         str(out),
-        module="pipeline.benchmark",
+        module="benchmarks.epoch",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in out.read_text().splitlines() if line.startswith(("| relu", "| tanh"))]
@@ -43,11 +43,11 @@ def test_benchmark_writes_a_row_per_config(tmp_path, mnist_dir):
 
 
 def test_benchmark_without_data_is_one_line(tmp_path):
-    result = run_pipeline(tmp_path, "--data-dir", str(tmp_path), module="pipeline.benchmark")
+    result = run_pipeline(tmp_path, "--data-dir", str(tmp_path), module="benchmarks.epoch")
     assert result.returncode == 2 and result.stderr.startswith("error: dataset.dir=")
 
 
-@pytest.mark.readme("python -m pipeline.sweep_benchmark")
+@pytest.mark.readme("python -m benchmarks.sweep")
 def test_sweep_benchmark_accounts_for_the_wall_time(tmp_path):
     out = tmp_path / "sweep_benchmark.md"
     result = run_pipeline(
@@ -61,7 +61,7 @@ def test_sweep_benchmark_accounts_for_the_wall_time(tmp_path):
         "--out",
         str(out),
         "mlflow.log_model=false",
-        module="pipeline.sweep_benchmark",
+        module="benchmarks.sweep",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {

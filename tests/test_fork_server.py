@@ -1,11 +1,11 @@
-"""The fork server that a parallel sweep's workers come from (pipeline.fork_server)."""
+"""The fork server that a parallel sweep's workers come from (pipeline.runtime.fork_server)."""
 
 import subprocess
 import sys
 
 import pytest
 
-from pipeline.fork_server import is_parallel_sweep
+from pipeline.runtime.fork_server import is_parallel_sweep
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,7 @@ def test_the_server_preloads_without_starting_a_thread():
     """Forking is safe only from a single-threaded process: importing what jobs need must start no thread,
     and leaves the objects frozen (no worker's garbage collector walks them)."""
     code = (
-        "import gc, threading, pipeline.worker_imports;"
+        "import gc, threading, pipeline.runtime.worker_imports;"
         "print(threading.active_count(), gc.get_freeze_count() > 100000, 'pipeline.job' in __import__('sys').modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

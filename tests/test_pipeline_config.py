@@ -194,7 +194,7 @@ JOB_SETS = [  # (name, jobs): each job's app overrides, as a sweep hands them to
 def test_composing_jobs_together_equals_composing_each(name, jobs):
     from omegaconf import OmegaConf
 
-    from pipeline.grid import compose_jobs
+    from pipeline.sweep.grid import compose_jobs
 
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         together = [OmegaConf.to_container(c, resolve=True) for c in compose_jobs("config", jobs)]
@@ -205,7 +205,7 @@ def test_composing_jobs_together_equals_composing_each(name, jobs):
 
 @pytest.mark.parametrize("job", [["model.hidden_neurons=wide"], ["model.activaton=relu"], ["model=big"]])
 def test_composing_jobs_together_fails_as_hydra_does(job):
-    from pipeline.grid import compose_jobs
+    from pipeline.sweep.grid import compose_jobs
 
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         with pytest.raises(HydraException) as together:

@@ -11,9 +11,9 @@ from hydra.errors import HydraException
 from mlflow import MlflowClient
 
 from helpers import REPO
-from pipeline import failure
 from pipeline.config import ConfigError, register_configs
 from pipeline.data import DataError
+from pipeline.runtime import failure, lifecycle
 from pipeline.tracking import layout
 from pipeline.tracking.store import open_store
 
@@ -174,7 +174,7 @@ def test_composition_errors_become_one_line_with_what_to_fix(overrides, needle):
 
 def _exit_of(main, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        failure.run_entry_point(main)
+        lifecycle.run(main)
     return exit_info.value.code, capsys.readouterr().err
 
 
@@ -209,5 +209,5 @@ def test_the_entry_point_decides_every_exit_status(capsys):
 
 def test_signals_pass_through_the_entry_point():
     with pytest.raises(SystemExit) as exit_info:
-        failure.run_entry_point(lambda: sys.exit(143))
+        lifecycle.run(lambda: sys.exit(143))
     assert exit_info.value.code == 143

@@ -126,7 +126,7 @@ def test_failed_job_is_recorded_and_the_sweep_goes_on(home):
     # The traceback goes to the job's log file, attached to its run, not to the console.
     assert "Traceback" not in result.stdout + result.stderr
     log = mlflow.artifacts.load_text(f"runs:/{jobs.loc['1000000.0', 'run_id']}/job.log")
-    assert "Traceback (most recent call last)" in log and "pipeline.job.TrainingDiverged" in log
+    assert "Traceback (most recent call last)" in log and "pipeline.job.train.TrainingDiverged" in log
     assert "job.log" not in {a.path for a in MlflowClient().list_artifacts(jobs.loc["0.01", "run_id"])}
 
 

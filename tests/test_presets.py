@@ -5,10 +5,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from helpers import REPO
-from pipeline.build import build_network, build_optimizer
 from pipeline.config import register_configs, validate
 from pipeline.data import DataError, load_dataset
-from pipeline.grid import app_overrides, compose_jobs, job_overrides
+from pipeline.job.build import build_network, build_optimizer
+from pipeline.sweep.grid import app_overrides, compose_jobs, job_overrides
 
 register_configs()
 # How README says to run each dataset; MNIST and Fashion-MNIST are the default grid's own setting.
@@ -64,8 +64,8 @@ def test_sgds_default_lr_diverges_on_diabetes_which_is_why_it_has_a_preset():
 
 def test_a_network_too_big_for_this_machine_is_refused_before_training():
     from pipeline.config import ConfigError
-    from pipeline.job import check_fits, training_bytes
-    from pipeline.machine import memory_bytes
+    from pipeline.job.inputs import check_fits, training_bytes
+    from pipeline.runtime.machine import memory_bytes
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         fits = validate(compose("config", overrides=["dataset=digits"]))

@@ -14,7 +14,7 @@ from omegaconf import open_dict, read_write
 
 from helpers import REPO, jobs_of, mlflow_runs, store_uri
 from pipeline.config import register_configs
-from pipeline.sweep import SweepTracking
+from pipeline.sweep.callback import SweepTracking
 
 pytestmark = pytest.mark.slow  # a fresh interpreter per job
 register_configs()

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pipeline.termination import Termination
+from pipeline.runtime.termination import Termination
 
 
 @pytest.fixture

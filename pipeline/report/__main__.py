@@ -6,10 +6,10 @@ import logging
 
 import hydra
 
-from pipeline import failure
 from pipeline.config import register_configs, validate
 from pipeline.report import ReportError, register_best_model, write_report
 from pipeline.report.publish import check_out_dir
+from pipeline.runtime import failure, lifecycle
 from pipeline.tracking import reaper, store
 
 log = logging.getLogger("pipeline")
@@ -43,9 +43,5 @@ def hydra_app(cfg):
         failure.abort(exc)
 
 
-def main():
-    failure.run_entry_point(hydra_app)
-
-
 if __name__ == "__main__":
-    main()
+    lifecycle.run(hydra_app)

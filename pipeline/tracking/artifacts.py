@@ -34,7 +34,7 @@ def log_loss_curve(history, title):
 def log_confusion_matrix(y_true, y_pred, n_classes):
     """The test set's confusion matrix as CSV and PNG; returns it, shape (n_classes, n_classes)."""
     # Imported here: scikit-learn (with SciPy) is 0.6 s of the launching process's start-up, which
-    # never draws a confusion matrix. Parallel workers have it from pipeline.worker_imports.
+    # never draws a confusion matrix. Parallel workers have it from pipeline.runtime.worker_imports.
     from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
     labels = np.arange(n_classes)

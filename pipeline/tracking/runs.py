@@ -17,8 +17,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from pipeline.machine import blas_info, cpu_model
 from pipeline.runtime import compat
+from pipeline.runtime.machine import blas_info, cpu_model
 from pipeline.tracking import layout
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]

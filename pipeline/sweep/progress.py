@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 
-from pipeline import failure
+from pipeline.runtime import failure
 from pipeline.tracking import layout, runs
 
 log = logging.getLogger("pipeline")

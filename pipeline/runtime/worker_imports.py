@@ -1,4 +1,4 @@
-"""Imported once by the process parallel workers are forked from (``pipeline.fork_server``).
+"""Imported once by the process parallel workers are forked from (``fork_server``).
 
 Everything a job imports, at import or at first use, loaded and set up before any worker forks,
 so that no worker pays for it again. (A module left out here is imported by the job, as before.)
@@ -9,7 +9,7 @@ import signal
 
 # A Ctrl-C in the terminal reaches every process of the command. This one exits with the command,
 # quietly (no KeyboardInterrupt traceback from an import); the workers forked from it ignore SIGINT
-# until a job installs pipeline.termination's handler, and the command forwards it to them until then.
+# until a job installs the termination handler, and the command forwards it to them until then.
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 import alembic.command  # noqa: E402, F401  (MLflow's SQL store checks its schema version)
@@ -24,8 +24,8 @@ import sklearn.metrics  # noqa: E402, F401  (the confusion matrix)
 import sklearn.model_selection  # noqa: E402, F401  (the validation split)
 import sqlalchemy.dialects.sqlite  # noqa: E402, F401
 
-import pipeline.job  # noqa: E402, F401
-import pipeline.sweep  # noqa: E402, F401  (Hydra instantiates the sweep callback in every job)
+import pipeline.job.task  # noqa: E402, F401
+import pipeline.sweep.callback  # noqa: E402, F401  (Hydra instantiates the sweep callback in every job)
 from pipeline.runtime import compat  # noqa: E402
 
 # SQLAlchemy configures MLflow's ORM classes at their first query: 0.3 s in every worker otherwise.

@@ -20,6 +20,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 FORWARD_EVERY_S = 0.5
@@ -28,12 +29,12 @@ FORWARD_EVERY_S = 0.5
 class Termination:
     """The process's pending termination request (one per process)."""
 
-    def __init__(self):
-        self.signum = None
+    def __init__(self) -> None:
+        self.signum: int | None = None
         self._interruptible = False
-        self._forwarder = None
+        self._forwarder: threading.Thread | None = None
 
-    def install(self):
+    def install(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             try:
                 signal.signal(signum, self._handle)
@@ -50,23 +51,25 @@ class Termination:
             self.check()
 
     def _keep_forwarding(self):
+        """Forward a pending signal every ``FORWARD_EVERY_S`` until the process exits. (Polled: a
+        signal handler must not take a lock, as setting a ``threading.Event`` would; a daemon thread.)"""
         while True:
             time.sleep(FORWARD_EVERY_S)
             if self.signum is not None:
                 _forward(self.signum)
 
-    def signal_name(self):
+    def signal_name(self) -> str:
         """e.g. "SIGINT", or "a signal" when none is pending (an exit for another reason)."""
         return signal.Signals(self.signum).name if self.signum is not None else "a signal"
 
-    def check(self):
+    def check(self) -> None:
         """Raise the pending termination: SystemExit(128 + signal number)."""
         if self.signum is not None:
             self._interruptible = False
             raise SystemExit(128 + self.signum)
 
     @contextmanager
-    def interruptible(self):
+    def interruptible(self) -> Iterator[None]:
         """A signal arriving inside this block ends it at once."""
         self.check()
         previous, self._interruptible = self._interruptible, True
@@ -76,7 +79,7 @@ class Termination:
             self._interruptible = previous
 
     @contextmanager
-    def shielded(self):
+    def shielded(self) -> Iterator[None]:
         """A signal arriving inside this block (e.g. a database write) waits for its end."""
         previous, self._interruptible = self._interruptible, False
         try:
@@ -86,9 +89,11 @@ class Termination:
         self.check()
 
 
-def _forward(signum):
+def _forward(signum: int) -> None:
     """Send ``signum`` to this process's worker processes: the jobs running in them end too."""
     for worker in multiprocessing.active_children():
+        if worker.pid is None:  # not started yet
+            continue
         try:
             os.kill(worker.pid, signum)
         except ProcessLookupError:

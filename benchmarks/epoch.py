@@ -1,6 +1,6 @@
 """Speed benchmark: fnn_core against scikit-learn (and PyTorch when importable).
 
-    python -m pipeline.benchmark [--epochs 2] [--repeats 3] [--hidden 32 64 128 256] [--out reports/benchmark.md]
+    python -m benchmarks.epoch [--epochs 2] [--repeats 3] [--hidden 32 64 128 256] [--out reports/benchmark.md]
 
 All contenders train the same 784-h-10 network in this one process on the
 same float32 data: batch 64, plain SGD at lr 0.1, the same epochs. Seconds
@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from fnn_core import FNN, SGD
 from pipeline.data import DataError, load_idx_arrays, locate_idx_dir
-from pipeline.machine import machine_summary
+from pipeline.runtime.machine import machine_summary
 
 ACTIVATIONS = ("sigmoid", "relu", "tanh")
 BATCH, LR, N_CLASSES = 64, 0.1, 10
@@ -198,7 +198,7 @@ def main(argv=None):
     lines = [
         "# Benchmark: seconds per training epoch",
         "",
-        f"Command: `python -m pipeline.benchmark --epochs {args.epochs} --repeats {args.repeats}`; "
+        f"Command: `python -m benchmarks.epoch --epochs {args.epochs} --repeats {args.repeats}`; "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
         "",
         f"- Data: {data_note}, float32.",

@@ -7,10 +7,7 @@ fast per job as one job with C threads: parallel jobs multiply throughput.
 import os
 from contextlib import contextmanager
 
-from omegaconf import OmegaConf
 from threadpoolctl import threadpool_limits
-
-from pipeline.grid import is_grid_sweeper, job_overrides
 
 
 def usable_cores():
@@ -18,20 +15,6 @@ def usable_cores():
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def worker_count(_root_):
-    """``hydra.launcher.n_jobs`` of the parallel launcher: min(usable cores, the grid's jobs)."""
-    hydra = _root_.hydra
-    cores = usable_cores()
-    if not is_grid_sweeper(hydra.sweeper):
-        return cores
-    return max(1, min(cores, len(job_overrides(hydra.sweeper.get("params"), hydra.overrides.task))))
-
-
-# Resolve it only in the launching process: a job's own overrides hold single values (a grid of one).
-# The sweep callback records the launcher's value on the parent run, where jobs read it.
-OmegaConf.register_new_resolver("fnn_sweep_workers", worker_count, replace=True)
 
 
 def jobs_at_once(launcher_config):
@@ -66,14 +49,13 @@ def blas_threads(configured, jobs_at_once):
 
 
 def start_workers(launcher_config):
-    """Have a joblib launcher's workers fork from ``pipeline.fork_server`` (started now if it is not yet).
+    """Have a joblib launcher's workers fork from ``fork_server`` (started now if it is not yet).
 
     Returns at once. Other launchers, and systems without fork, keep loky's own worker processes.
     """
     if launcher_config is None or "n_jobs" not in launcher_config or "ray" in launcher_config:
         return
-    from pipeline import fork_server
-    from pipeline.runtime import compat
+    from pipeline.runtime import compat, fork_server
 
     if fork_server.available():
         fork_server.start()

@@ -1,8 +1,7 @@
 """Hydra callback around a multirun: pre-flight checks, the sweep's parent run, the summary.
 
-Before any job: the workers' fork server starts importing, every job's config
-is composed and validated, each distinct dataset is loaded once, the tracking
-server (if any) is probed, the store and experiment are created, and the parent
+Before any job: the pre-flight checks (``preflight``), then the store and
+experiment are created, and the parent
 run is tagged with the sweep directory that Hydra copies into every job's
 config. Jobs find it there; nothing travels in the environment.
 """
@@ -14,45 +13,13 @@ from datetime import datetime
 
 from hydra.experimental.callback import Callback
 
-from pipeline import failure, parallel
-from pipeline.config import validate
-from pipeline.data import load_dataset
-from pipeline.grid import app_overrides, compose_jobs, is_grid_sweeper, job_overrides
-from pipeline.job import check_fits, dataset_key
-from pipeline.progress import SweepProgress
-from pipeline.report.publish import check_out_dir
-from pipeline.termination import termination
+from pipeline.runtime import failure, lifecycle, workers
+from pipeline.runtime.termination import termination
+from pipeline.sweep import preflight
+from pipeline.sweep.progress import SweepProgress
 from pipeline.tracking import layout, reaper, runs, store
 
 log = logging.getLogger("pipeline")
-
-
-def validate_jobs(config):
-    """Compose and validate every job's config; returns (their settings, planned jobs or None).
-
-    Raises
-    ------
-    InputError
-        The first bad value, as one line.
-    """
-    sweeper = config.hydra.sweeper
-    jobs = job_overrides(sweeper.get("params"), config.hydra.overrides.task)
-    settings = [validate(job) for job in compose_jobs(config.hydra.job.config_name, map(app_overrides, jobs))]
-    return settings, (len(jobs) if is_grid_sweeper(sweeper) else None)
-
-
-def load_datasets(settings):
-    """Load the data of every distinct (dataset, val_fraction, seed) the jobs use, once, and check each
-    job's batch size against it: a corrupt file, a split too small or a label out of range is found
-    before any run, and the caches are warm for the jobs."""
-    jobs_by_data = {}
-    for job in settings:
-        jobs_by_data.setdefault(dataset_key(job), []).append(job)
-    with termination.interruptible():
-        for jobs in jobs_by_data.values():
-            data = load_dataset(vars(jobs[0].dataset), jobs[0].train.val_fraction, jobs[0].train.seed)
-            for job in jobs:
-                check_fits(job, data)
 
 
 def _after_the_runs(step, what_failed, again):
@@ -86,14 +53,7 @@ class SweepTracking(Callback):
         # Hydra turns a callback's exceptions into warnings: every failure here must stop the sweep.
         try:
             termination.install()  # from here on, signals end the sweep cleanly (parent run KILLED)
-            parallel.check_launcher(config.hydra.get("launcher"))
-            parallel.start_workers(config.hydra.get("launcher"))  # their fork server imports meanwhile
-            every_job, planned = validate_jobs(config)
-            load_datasets(every_job)
-            settings = every_job[0]
-            if settings.report.after_sweep:
-                check_out_dir(settings.report.out_dir)  # a report that could not be written: say so now
-            store.probe(settings.mlflow.tracking_uri)
+            settings, planned = preflight.check(config)
             experiment_id = store.prepare_experiment(settings.mlflow)
             self.store = store.open_store(settings.mlflow.tracking_uri)
             reaper.log_reaped(reaper.reap(self.store, experiment_id, settings.mlflow.stale_after_s))  # resumed later
@@ -104,7 +64,7 @@ class SweepTracking(Callback):
         self.experiment_name = settings.mlflow.experiment_name
         self.sweep_id = f"sweep-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
         overrides = " ".join(config.hydra.overrides.task) or "(none)"
-        at_once = parallel.jobs_at_once(config.hydra.get("launcher"))
+        at_once = workers.jobs_at_once(config.hydra.get("launcher"))
         self.parent_run_id = runs.start_sweep(
             self.store,
             experiment_id,
@@ -115,7 +75,7 @@ class SweepTracking(Callback):
             f"{planned or 'sweeper-defined'} jobs; overrides: {overrides}",
         )
         self.parent_open = True
-        failure.close_on_exit(self._end_open_sweep)
+        lifecycle.close_on_exit(self._end_open_sweep)
         log.info(
             f"Sweep {self.sweep_id}: {planned or 'sweeper-defined'} jobs, {at_once} at a time, "
             f"experiment '{self.experiment_name}' in {store.shown(self.tracking_uri)}"
@@ -124,12 +84,12 @@ class SweepTracking(Callback):
 
     def on_multirun_end(self, config, **kwargs):
         termination.check()  # a signal while the jobs ran: the entry point ends the parent KILLED, not FINISHED
-        parallel.stop_workers()  # every job has returned
+        workers.stop_workers()  # every job has returned
         try:
             jobs = self._close_sweep()
         except Exception as exc:  # Hydra would only warn; the entry point ends the parent run FAILED
             failure.abort(exc)
-        failure.closed(self._end_open_sweep)
+        lifecycle.closed(self._end_open_sweep)
         report_dir = self._write_report(config) if config.report.after_sweep else None
         if config.report.register_best:
             self._register_best(config.report.register_best)

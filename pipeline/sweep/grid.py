@@ -8,6 +8,9 @@ import itertools
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
+from omegaconf import OmegaConf
+
+from pipeline.runtime.workers import usable_cores
 
 # The grid sweeper's own settings; a sweeper with any other (n_trials, sampler, ...) decides its jobs as it goes.
 GRID_SWEEPER_KEYS = {"_target_", "params", "max_batch_size"}
@@ -112,3 +115,18 @@ def compose_jobs(config_name, jobs):
         except Exception:
             config = compose(config_name, overrides=list(job))
         yield config
+
+
+def worker_count(_root_):
+    """``hydra.launcher.n_jobs`` of the parallel launcher: min(usable cores, the grid's jobs)."""
+    hydra = _root_.hydra
+    cores = usable_cores()
+    if not is_grid_sweeper(hydra.sweeper):
+        return cores
+    return max(1, min(cores, len(job_overrides(hydra.sweeper.get("params"), hydra.overrides.task))))
+
+
+# Resolve it only in the launching process: a job's own overrides hold single values (a grid of one).
+# Registered when this module is imported: the entry point and the sweep callback import it.
+# The sweep callback records the launcher's value on the parent run, where jobs read it.
+OmegaConf.register_new_resolver("fnn_sweep_workers", worker_count, replace=True)

@@ -1,12 +1,12 @@
-"""`python -m pipeline.sweep_benchmark`: the default grid end to end, and where its wall time goes.
+"""`python -m benchmarks.sweep`: the default grid end to end, and where its wall time goes.
 
 Runs the real command, ``python -m pipeline -m`` (3 activations x 4 widths,
 10 epochs, tracking, models and report included), into a fresh store for
 each launcher asked for, reads the runs back and writes
 ``reports/sweep_benchmark.md``:
 
-    python -m pipeline.sweep_benchmark                        # parallel (default) and sequential
-    python -m pipeline.sweep_benchmark --launchers parallel --epochs 2
+    python -m benchmarks.sweep                        # parallel (default) and sequential
+    python -m benchmarks.sweep --launchers parallel --epochs 2
 
 It uses the full Fashion-MNIST when Debian's ``dataset-fashion-mnist`` is
 installed, else MNIST (``--dataset``, ``--data-dir``).
@@ -24,8 +24,8 @@ from pathlib import Path
 from pipeline.config import project_home
 from pipeline.data.download import IDX_SOURCES
 from pipeline.data.idx import IDX_FILES
-from pipeline.machine import machine_summary
-from pipeline.parallel import usable_cores
+from pipeline.runtime.machine import machine_summary
+from pipeline.runtime.workers import usable_cores
 from pipeline.tracking import layout, store
 
 LAUNCHERS = {"parallel": [], "sequential": ["hydra/launcher=basic"]}
@@ -94,7 +94,7 @@ def markdown(results, dataset, epochs):
     lines = [
         "# Sweep benchmark: the default grid end to end",
         "",
-        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m pipeline.sweep_benchmark`.",
+        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m benchmarks.sweep`.",
         f"Dataset {dataset}, {epochs} epochs, 12 jobs (activation x width), tracking, models and report "
         f"included. Machine: {machine_summary()}, {usable_cores()} usable cores.",
         "",

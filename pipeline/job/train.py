@@ -1,0 +1,94 @@
+"""Train a job's network in its open MLflow run and log what it learnt: epochs, results, figures, model."""
+
+import logging
+import time
+
+from pipeline.job.build import build_network, build_optimizer
+from pipeline.job.inputs import preset_hint
+from pipeline.runtime.termination import termination
+from pipeline.tracking import artifacts, runs
+from pipeline.tracking.model import log_pyfunc_model
+
+log = logging.getLogger("pipeline")
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def train_and_log(prepared, job):
+    settings, data, label, phases = prepared.settings, prepared.data, prepared.label, prepared.phases
+    artifacts.log_config(prepared.resolved)
+    runs.log_dataset(prepared.tracking, data)
+    net = build_network(settings.model, settings.train, data)
+    optimizer = build_optimizer(settings.optimizer)
+    validation = (data.X_val, data.y_val) if len(data.X_val) else None
+    epochs = settings.train.epochs
+    callback_seconds = 0.0
+    show_epochs = settings.verbose if job.in_sweep else not settings.quiet
+    epoch_level = logging.INFO if show_epochs else logging.DEBUG
+    summary = job.summary_log
+
+    def on_epoch_end(epoch, logs):
+        nonlocal callback_seconds
+        start = time.perf_counter()
+        with termination.shielded():  # a signal waits for the write, then ends training
+            runs.log_epoch(epoch, logs)
+            log.log(epoch_level, status_line(label, epoch, epochs, logs))
+            callback_seconds += time.perf_counter() - start
+
+    start = time.perf_counter()
+    with termination.interruptible():
+        history = net.fit(
+            data.X_train,
+            data.y_train,
+            epochs=epochs,
+            batch_size=settings.train.batch_size,
+            optimizer=optimizer,
+            validation_data=validation,
+            callbacks=[on_epoch_end],
+            patience=settings.train.early_stopping_patience,
+        )
+    training_time = time.perf_counter() - start - callback_seconds
+    if history.diverged:
+        raise TrainingDiverged(divergence_hint(history.stop_reason, settings, job))
+
+    test = net.evaluate(data.X_test, data.y_test)
+    runs.log_results(training_time, history.epochs, test, history.stop_reason)
+    start = time.perf_counter()
+    artifacts.log_loss_curve(history, label.strip("[]"))
+    if data.task == "multiclass":
+        artifacts.log_confusion_matrix(data.y_test, net.predict(data.X_test), data.n_classes)
+    phases["artifacts"] = time.perf_counter() - start
+    if settings.mlflow.log_model:
+        start = time.perf_counter()
+        log_pyfunc_model(net, data.X_test[:2])
+        phases["model"] = time.perf_counter() - start
+    runs.log_phases(phases)
+
+    if data.task == "multiclass":
+        summary.info(f"{label} test accuracy {test['accuracy']:.2%}, training {training_time:.1f} s")
+        return history["val_accuracy"][-1] if validation else test["accuracy"]
+    summary.info(f"{label} test mse {test['mse']:.4f}, training {training_time:.1f} s")
+    return history["val_mse"][-1] if validation else test["mse"]
+
+
+def divergence_hint(reason, settings, job):
+    """The stop reason and what to try: a smaller lr, or the dataset's tuned preset when it has one."""
+    preset = (
+        ""
+        if job.choices.get("experiment") == settings.dataset.name
+        else preset_hint(settings.dataset.name, ", or ", "")
+    )
+    return f"{reason}; try a smaller optimizer.lr (it was {settings.optimizer.lr:g}){preset}"
+
+
+def status_line(label, epoch, epochs, logs):
+    parts = [f"{label} epoch {epoch + 1}/{epochs}", f"loss {logs['loss']:.4f}"]
+    for key, name in (("accuracy", "acc"), ("val_accuracy", "val_acc")):
+        if key in logs:
+            parts.append(f"{name} {logs[key]:.2%}")
+    if "val_mse" in logs:
+        parts.append(f"val_mse {logs['val_mse']:.4f}")
+    parts.append(f"{logs['epoch_time_s']:.2f}s")
+    return "  ".join(parts)

@@ -1,0 +1,104 @@
+"""The one failure policy: how each kind of failure ends, and the exit status.
+
+=========================  ===================================  ================================  ======
+failure                    when                                 what is left                      exit
+=========================  ===================================  ================================  ======
+``InputError``: config,    before any run exists (a single      one line ``error: ...`` on        2
+data or store              run, or a sweep's pre-flight)        stderr; no run, no store
+a job fails (exception,    after its run started                its run FAILED: ``failure_reason``  1
+divergence, or bad input   (or a sweep's job found bad input)   tag, traceback in its log file
+found inside a sweep job)                                       and ``job.log`` artifact; the
+                                                                sweep goes on
+SIGTERM / Ctrl-C           any time (``termination``)           running runs and the parent KILLED  128+N
+anything else (a bug, a    in the sweep's own code              its traceback, then one line;     1
+store that broke)                                               the parent run FAILED with it
+otherwise                                                                                         0
+=========================  ===================================  ================================  ======
+
+Hydra catches every ``Exception`` from a job or callback, prints a traceback
+and exits 1. So code below an entry point never exits: it raises ``Abort``
+(a ``BaseException`` that passes Hydra) around the error, and the entry
+point (``pipeline.runtime.lifecycle``) prints it and picks the status here.
+"""
+
+import logging
+import sys
+import traceback
+
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from pipeline.errors import Abort, InputError, JobsFailed  # noqa: F401  (re-exported: the policy's types)
+
+EXIT_OK, EXIT_JOBS_FAILED, EXIT_INPUT = 0, 1, 2
+# Records of this logger go to the job's log file only, not the console (conf/hydra/job_logging).
+job_file_log = logging.getLogger("pipeline.logfile")
+
+
+def abort(error):
+    raise Abort(error) from error
+
+
+def _is_composition_error(error):
+    return isinstance(error, (HydraException, OmegaConfBaseException))
+
+
+def exit_status(error):
+    """2 for bad input (ours or Hydra's composition errors), 1 for everything else."""
+    return EXIT_INPUT if isinstance(error, InputError) or _is_composition_error(error) else EXIT_JOBS_FAILED
+
+
+def error_line(error):
+    if _is_composition_error(error):
+        return composition_error(error)
+    if isinstance(error, (InputError, JobsFailed)):
+        return str(error)
+    return one_line(error)
+
+
+def worker_died(error):
+    """For a worker process killed from outside (the OOM killer, SIGKILL, a crash), why, in one line;
+    else None. Not a bug of ours: no traceback."""
+    from pipeline.runtime import compat
+
+    died = compat.terminated_worker_error()
+    if died is None or not isinstance(error, died):
+        return None
+    codes = next((line.split(" are ", 1)[1] for line in str(error).splitlines() if "exit codes" in line), "?")
+    return f"a worker process died (exit code {codes}: killed, out of memory, or crashed)"
+
+
+def composition_error(exc):
+    """One line from Hydra's multi-line composition error and its OmegaConf cause, with what to do."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0].rstrip(".") if lines else type(exc).__name__
+    options = [line for line in lines[1:] if not line.endswith((":", "schema")) and " " not in line]
+    for plugin, extra in (("hydra/launcher/submitit", "slurm"), ("hydra/launcher/ray", "ray")):
+        if plugin in text:  # a launcher config whose plugin is an optional extra
+            return f"{text}: its launcher plugin is not installed; pip install -e '.[{extra}]'"
+    if options:  # an unknown option of a config group: Hydra lists the valid ones
+        return f"{text}; choose one of: {', '.join(options)}"
+    cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else None
+    if cause is not None:
+        text += f": {str(cause).splitlines()[0]}"
+    if "not in" in text or "To append" in str(exc):
+        return f"{text}; the valid keys: python -m pipeline --cfg job"
+    return text
+
+
+def one_line(exc):
+    """``TypeName: first line of the message``, for a FAILED run's reason and the console."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def print_traceback(exc):
+    """``exc``'s traceback on stderr: an error the fixer needs to see (a bug, a broken store)."""
+    traceback.print_exception(exc, file=sys.stderr)
+
+
+def log_traceback(exc):
+    """Write ``exc``'s traceback to the job's log file; returns the text."""
+    text = "".join(traceback.format_exception(exc))
+    job_file_log.error(text.rstrip())
+    return text

@@ -1,0 +1,65 @@
+"""A sweep's pre-flight: everything that can be checked before any run exists, so that bad input is
+one line and exit 2 with nothing recorded.
+
+In order: the launcher's settings; the workers' fork server starts importing (on the other core);
+every job's config is composed and validated; each distinct dataset is loaded once and every job's
+batch size and memory checked against it; the report's folder; the tracking server answers.
+"""
+
+from pipeline.config import validate
+from pipeline.data import load_dataset
+from pipeline.job.inputs import check_fits, dataset_key
+from pipeline.report.publish import check_out_dir
+from pipeline.runtime import workers
+from pipeline.runtime.termination import termination
+from pipeline.sweep.grid import app_overrides, compose_jobs, is_grid_sweeper, job_overrides
+from pipeline.tracking import store
+
+
+def check(config):
+    """Check the sweep ``config`` (Hydra's, with ``hydra``); returns (the first job's settings, planned
+    jobs or None when the sweeper decides them as it goes).
+
+    Raises
+    ------
+    InputError
+        The first bad value, as one line.
+    """
+    launcher = config.hydra.get("launcher")
+    workers.check_launcher(launcher)
+    workers.start_workers(launcher)  # their fork server imports meanwhile
+    every_job, planned = validate_jobs(config)
+    load_datasets(every_job)
+    settings = every_job[0]
+    if settings.report.after_sweep:
+        check_out_dir(settings.report.out_dir)  # a report that could not be written: say so now
+    store.probe(settings.mlflow.tracking_uri)
+    return settings, planned
+
+
+def validate_jobs(config):
+    """Compose and validate every job's config; returns (their settings, planned jobs or None).
+
+    Raises
+    ------
+    InputError
+        The first bad value, as one line.
+    """
+    sweeper = config.hydra.sweeper
+    jobs = job_overrides(sweeper.get("params"), config.hydra.overrides.task)
+    settings = [validate(job) for job in compose_jobs(config.hydra.job.config_name, map(app_overrides, jobs))]
+    return settings, (len(jobs) if is_grid_sweeper(sweeper) else None)
+
+
+def load_datasets(settings):
+    """Load the data of every distinct (dataset, val_fraction, seed) the jobs use, once, and check each
+    job's batch size against it: a corrupt file, a split too small or a label out of range is found
+    before any run, and the caches are warm for the jobs."""
+    jobs_by_data = {}
+    for job in settings:
+        jobs_by_data.setdefault(dataset_key(job), []).append(job)
+    with termination.interruptible():
+        for jobs in jobs_by_data.values():
+            data = load_dataset(vars(jobs[0].dataset), jobs[0].train.val_fraction, jobs[0].train.seed)
+            for job in jobs:
+                check_fits(job, data)
