@@ -19,8 +19,10 @@ the matmuls.
 import argparse
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -33,19 +35,19 @@ ACTIVATIONS = ("sigmoid", "relu", "tanh")
 BATCH, LR, N_CLASSES = 64, 0.1, 10
 
 
-def step_flops(n_in, hidden, n_out, batch):
+def step_flops(n_in: int, hidden: int, n_out: int, batch: int) -> int:
     """FLOPs of the matmuls in one training step of an n_in-hidden-n_out network."""
     return 2 * batch * (2 * n_in * hidden + 3 * hidden * n_out)
 
 
-def time_fnn_core(X, y, hidden, activation, epochs):
+def time_fnn_core(X: np.ndarray, y: np.ndarray, hidden: int, activation: str, epochs: int) -> float:
     net = FNN(X.shape[1], [hidden], N_CLASSES, activation=activation, seed=0)
     start = time.perf_counter()
     net.fit(X, y, epochs=epochs, batch_size=BATCH, optimizer=SGD(lr=LR))
     return (time.perf_counter() - start) / epochs
 
 
-def time_sklearn(X, y, hidden, activation, epochs):
+def time_sklearn(X: np.ndarray, y: np.ndarray, hidden: int, activation: str, epochs: int) -> float:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
@@ -70,7 +72,7 @@ def time_sklearn(X, y, hidden, activation, epochs):
     return (time.perf_counter() - start) / model.n_iter_
 
 
-def time_torch(X, y, hidden, activation, epochs):
+def time_torch(X: np.ndarray, y: np.ndarray, hidden: int, activation: str, epochs: int) -> float:
     import torch
 
     torch.manual_seed(0)
@@ -90,7 +92,7 @@ def time_torch(X, y, hidden, activation, epochs):
     return (time.perf_counter() - start) / epochs
 
 
-def time_matmul_ceiling(X, hidden, epochs):
+def time_matmul_ceiling(X: np.ndarray, hidden: int, epochs: int) -> float:
     """Seconds per epoch of the bare matmuls of training, preallocated, same shapes."""
     rng = np.random.default_rng(0)
     x = np.ascontiguousarray(X[:BATCH])
@@ -109,13 +111,13 @@ def time_matmul_ceiling(X, hidden, epochs):
     return (time.perf_counter() - start) / epochs
 
 
-def one_thread(timer, *args):
+def one_thread(timer: Callable[..., float], *args: Any) -> float:
     """``timer(*args)`` with NumPy's BLAS held to one thread."""
     with threadpool_limits(limits=1, user_api="blas"):
         return timer(*args)
 
 
-def load_benchmark_data(data_dir):
+def load_benchmark_data(data_dir: str | None) -> tuple:
     """The IDX files in data_dir, else full Fashion-MNIST (Debian's package or the cache), else MNIST."""
     if data_dir:
         X, y, _, _ = load_idx_arrays(locate_idx_dir("mnist", data_dir))
@@ -132,7 +134,7 @@ def load_benchmark_data(data_dir):
     )
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="fits per contender; the fastest counts")
@@ -179,7 +181,7 @@ def main(argv=None):
             }
             if use_torch:
                 contenders["torch"] = lambda: time_torch(X, y, hidden, activation, args.epochs)
-            timings = {name: [] for name in contenders}
+            timings: dict[str, list[float]] = {name: [] for name in contenders}
             for _ in range(args.repeats):  # interleaved: a slow spell of the host hits every contender
                 for name, timer in contenders.items():
                     timings[name].append(timer())

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,15 +32,17 @@ from pipeline.tracking import layout, store
 LAUNCHERS = {"parallel": [], "sequential": ["hydra/launcher=basic"]}
 
 
-def default_dataset():
+def default_dataset() -> str:
     installed = any(
         all((Path(d) / f).is_file() for f in IDX_FILES.values()) for d in IDX_SOURCES["fashion_mnist"].system_dirs
     )
     return "fashion_mnist" if installed else "mnist"
 
 
-def run_sweep(home, dataset, data_dir, epochs, launcher_overrides, extra):
-    """Run the sweep in ``home``; returns (wall seconds, command start as epoch seconds, its output)."""
+def run_sweep(
+    home: str, dataset: str, data_dir: str | None, epochs: int, launcher_overrides: Sequence[str], extra: Sequence[str]
+) -> tuple[float, float]:
+    """Run the sweep in ``home``; returns (wall seconds, command start as epoch seconds)."""
     command = [
         sys.executable,
         "-m",
@@ -60,10 +63,12 @@ def run_sweep(home, dataset, data_dir, epochs, launcher_overrides, extra):
     return wall, started
 
 
-def breakdown(home, wall, started):
+def breakdown(home: str, wall: float, started: float) -> dict[str, float]:
     """Where the wall time went, from the runs the sweep left in ``home``'s store."""
     tracking = store.open_store(f"sqlite:///{home}/mlflow.db")
-    runs = layout.read_runs(tracking, [store.find_experiment(tracking.uri, "fnn-sweep")])
+    experiment_id = store.find_experiment(tracking.uri, "fnn-sweep")
+    assert experiment_id is not None, "the sweep made it"
+    runs = layout.read_runs(tracking, [experiment_id])
     jobs = runs[runs["role"] == layout.ROLE_JOB]
     parent = runs[runs["role"] == layout.ROLE_SWEEP].iloc[0]
     seconds = lambda column: jobs[column].fillna(0).sum() if column in jobs else 0.0  # noqa: E731
@@ -90,7 +95,7 @@ def breakdown(home, wall, started):
     }
 
 
-def markdown(results, dataset, epochs):
+def markdown(results: Mapping[str, dict], dataset: str, epochs: int) -> str:
     lines = [
         "# Sweep benchmark: the default grid end to end",
         "",
@@ -114,7 +119,7 @@ def markdown(results, dataset, epochs):
     return "\n".join(lines)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=None, help="fashion_mnist when installed, else mnist")
     parser.add_argument("--data-dir", default=None, help="dataset.dir for the sweep")

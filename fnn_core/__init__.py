@@ -8,6 +8,8 @@ Registries (name -> implementation) define the valid names everywhere:
 ``ACTIVATIONS``, ``OUTPUTS``, ``INITIALIZERS`` (plus "auto"), ``OPTIMIZERS``.
 """
 
+from typing import Any
+
 from .activations import ACTIVATIONS
 from .history import History
 from .initializers import INITIALIZERS
@@ -19,7 +21,7 @@ from .registry import lookup
 INIT_CHOICES = ("auto", *INITIALIZERS)
 
 
-def make_optimizer(name, **options):
+def make_optimizer(name: str, **options: Any) -> Optimizer:
     """Build an optimizer from its registry name, e.g. ``make_optimizer("sgd", lr=0.1)``."""
     return lookup(OPTIMIZERS, name, "optimizer")(**options)
 

@@ -32,7 +32,7 @@ class Activation:
     default_init: str
 
 
-def sigmoid_inplace(z):
+def sigmoid_inplace(z: np.ndarray) -> None:
     # 1/2 (1 + tanh(z/2)) equals 1/(1+exp(-z)) but cannot overflow for any
     # finite z, so NumPy never warns, and it costs one transcendental call.
     np.multiply(z, 0.5, out=z)

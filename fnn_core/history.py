@@ -1,5 +1,6 @@
 """What ``FNN.fit`` returns: per-epoch figures and how training ended."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -27,12 +28,12 @@ class History:
     stop_reason: str | None = None
     best_epoch: int | None = None
 
-    def append(self, logs):
+    def append(self, logs: Mapping[str, float]) -> None:
         for key, value in logs.items():
             self.metrics.setdefault(key, []).append(value)
 
     @property
-    def epochs(self):
+    def epochs(self) -> int:
         """Number of completed epochs."""
         return len(self.metrics.get("loss", ()))
 

@@ -1,8 +1,12 @@
 """The feed-forward network: dense layers, mini-batch training, backpropagation."""
 
+from __future__ import annotations
+
 import json
 import math
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -12,6 +16,11 @@ from .initializers import INITIALIZERS
 from .optimizers import SGD
 from .outputs import OUTPUTS
 from .registry import lookup
+
+if TYPE_CHECKING:
+    import os
+
+    from fnn_core.optimizers import Optimizer
 
 SAVE_FORMAT = 1
 DTYPES = ("float32", "float64")
@@ -43,7 +52,15 @@ class FNN:
     """
 
     def __init__(
-        self, n_inputs, hidden, n_outputs, activation="relu", output="softmax", init="auto", seed=None, dtype="float32"
+        self,
+        n_inputs: int,
+        hidden: Sequence[int],
+        n_outputs: int,
+        activation: str = "relu",
+        output: str = "softmax",
+        init: str = "auto",
+        seed: int | None = None,
+        dtype: str = "float32",
     ):
         hidden = list(hidden)
         for name, value in [("n_inputs", n_inputs), ("n_outputs", n_outputs)] + [
@@ -67,11 +84,11 @@ class FNN:
         init_seed, shuffle_seed = np.random.SeedSequence(seed).spawn(2)
         self._shuffle_rng = np.random.default_rng(shuffle_seed)
         self.weights, self.biases = self._initial_parameters(np.random.default_rng(init_seed))
-        self._grads = None
-        self._workspaces = {}
+        self._grads: list[np.ndarray] | None = None
+        self._workspaces: dict[int, tuple] = {}
 
     @property
-    def layer_sizes(self):
+    def layer_sizes(self) -> list[int]:
         """[n_inputs, *hidden, n_outputs]."""
         return [self.n_inputs, *self.hidden, self.n_outputs]
 
@@ -88,7 +105,7 @@ class FNN:
             biases.append(b)
         return weights, biases
 
-    def parameters(self):
+    def parameters(self) -> list[np.ndarray]:
         """Weights and biases as [W0, b0, W1, b1, ...]; writable in place.
 
         W_l has shape (n_in, n_out) and b_l shape (n_out,).
@@ -96,7 +113,7 @@ class FNN:
         return [p for pair in zip(self.weights, self.biases) for p in pair]
 
     @property
-    def n_parameters(self):
+    def n_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
 
     def __repr__(self):
@@ -150,7 +167,7 @@ class FNN:
             self._grads = [np.empty_like(p) for p in self.parameters()]
         return self._grads
 
-    def loss_and_gradients(self, X, y):
+    def loss_and_gradients(self, X: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
         """Batch-mean loss and its gradient for every parameter.
 
         Parameters
@@ -175,16 +192,16 @@ class FNN:
 
     def fit(
         self,
-        X,
-        y,
-        epochs=10,
-        batch_size=32,
-        optimizer=None,
-        validation_data=None,
-        callbacks=(),
-        patience=None,
-        shuffle=True,
-    ):
+        X: np.ndarray,
+        y: np.ndarray,
+        epochs: int = 10,
+        batch_size: int = 32,
+        optimizer: Optimizer | None = None,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        callbacks: Sequence[Callable[[int, dict], bool | None]] = (),
+        patience: int | None = None,
+        shuffle: bool = True,
+    ) -> History:
         """Train with mini-batches, reshuffled every epoch.
 
         Parameters
@@ -309,7 +326,7 @@ class FNN:
             acts = [np.empty((len(x), n), self.dtype) for n in self.layer_sizes[1:]]
             yield slice(start, start + len(x)), self._forward(x, acts)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Output activations.
 
         Parameters
@@ -328,11 +345,11 @@ class FNN:
             out[rows] = z
         return out
 
-    def predict(self, X):
+    def predict(self, X: np.ndarray) -> np.ndarray:
         """Labels of shape (n_samples,) for classification; values for regression."""
         return self._output.decide(self.predict_proba(X))
 
-    def evaluate(self, X, y):
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Mean loss and, for classification, accuracy (a fraction); for regression mse and rmse."""
         X, y = self._check_Xy(X, y)
         return self._evaluate_checked(X, y)
@@ -350,7 +367,7 @@ class FNN:
 
     # ---- persistence ----
 
-    def config(self):
+    def config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this architecture."""
         return {
             "n_inputs": self.n_inputs,
@@ -362,14 +379,14 @@ class FNN:
             "dtype": self.dtype.name,
         }
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike | BinaryIO) -> None:
         """Write architecture and weights to one .npz file (or binary file object)."""
         arrays = {f"param_{i}": p for i, p in enumerate(self.parameters())}
         header = json.dumps({"format": SAVE_FORMAT, **self.config()})
-        np.savez(path, header=np.array(header), **arrays)
+        np.savez(path, header=np.array(header), **arrays)  # type: ignore[arg-type]  # numpy types **kwds as its own flags
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike | BinaryIO) -> FNN:
         """Rebuild a network saved by ``save``; it predicts identically."""
         with np.load(path, allow_pickle=False) as data:
             header = json.loads(str(data["header"]))

@@ -28,7 +28,7 @@ class Optimizer:
         When set, gradients are rescaled so their global L2 norm is at most this.
     """
 
-    def __init__(self, lr, weight_decay=0.0, clip_norm=None):
+    def __init__(self, lr: float, weight_decay: float = 0.0, clip_norm: float | None = None):
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a positive number, got {lr!r}")
         if weight_decay < 0:
@@ -39,15 +39,15 @@ class Optimizer:
         self.weight_decay = float(weight_decay)
         self.clip_norm = clip_norm
 
-    def start(self, params):
+    def start(self, params: list[np.ndarray]) -> None:
         """Reset the state for a new fit of ``params`` (list of ndarrays)."""
 
     @property
-    def folds_lr(self):
+    def folds_lr(self) -> bool:
         """True when the update is exactly ``w -= lr * g`` (see the module docstring)."""
         return False
 
-    def step(self, params, grads, lr_applied=False):
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray], lr_applied: bool = False) -> None:
         """Update ``params`` in place from ``grads`` (same order and shapes).
 
         With ``lr_applied`` (only where ``folds_lr``), ``grads`` are already ``lr * g``.
@@ -83,7 +83,14 @@ class SGD(Optimizer):
     Nesterov ``w += momentum * v - lr * g`` (the form scikit-learn uses).
     """
 
-    def __init__(self, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0, clip_norm=None):
+    def __init__(
+        self,
+        lr: float = 0.1,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+    ):
         super().__init__(lr, weight_decay, clip_norm)
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
@@ -91,13 +98,13 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs momentum > 0")
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
-        self._velocities = None
+        self._velocities: list[np.ndarray] | None = None
 
-    def start(self, params):
+    def start(self, params: list[np.ndarray]) -> None:
         self._velocities = [np.zeros_like(p) for p in params] if self.momentum else None
 
     @property
-    def folds_lr(self):
+    def folds_lr(self) -> bool:
         return not (self.momentum or self.weight_decay or self.clip_norm)
 
     def _update(self, params, grads):
@@ -122,16 +129,25 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction folded into the step size."""
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, clip_norm=None):
+    def __init__(
+        self,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+    ):
         super().__init__(lr, weight_decay, clip_norm)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0 <= beta < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {beta!r}")
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self._t = 0
-        self._m = self._v = None
+        self._m: list[np.ndarray] | None = None
+        self._v: list[np.ndarray] | None = None
 
-    def start(self, params):
+    def start(self, params: list[np.ndarray]) -> None:
         self._t = 0
         self._m = [np.zeros_like(p) for p in params]
         self._v = [np.zeros_like(p) for p in params]

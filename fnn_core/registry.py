@@ -1,7 +1,12 @@
 """Name lookup shared by every registry, so errors always list the real keys."""
 
+from collections.abc import Mapping
+from typing import TypeVar
 
-def lookup(registry, name, concept):
+T = TypeVar("T")
+
+
+def lookup(registry: Mapping[str, T], name: str, concept: str) -> T:
     """Return ``registry[name]`` or raise ValueError listing the valid names.
 
     Parameters

@@ -5,9 +5,15 @@ Exit status (``pipeline.runtime.failure``): 2 bad configuration or data, nothing
 failed; 128+N ended by signal N; 0 otherwise.
 """
 
+from __future__ import annotations
+
 import sys
+from typing import TYPE_CHECKING
 
 from pipeline.runtime import lifecycle
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 if __name__ == "__main__":  # not in a worker, which imports this module as __mp_main__
     lifecycle.begin(trains=True)  # before the imports below (1.5 s): see lifecycle, step 1
@@ -22,7 +28,7 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://pipeline.conf", config_name="config")
-def hydra_app(cfg):
+def hydra_app(cfg: DictConfig) -> float:
     return run(cfg)
 
 

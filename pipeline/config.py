@@ -14,10 +14,10 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from fnn_core import ACTIVATIONS, INIT_CHOICES, OPTIMIZERS
 from fnn_core.network import DTYPES
@@ -27,7 +27,7 @@ from pipeline.data import DATASETS
 TARGET_TRANSFORMS = ("none", "log", "standardize")
 
 
-def project_home():
+def project_home() -> str:
     """Where the MLflow store, Hydra outputs and reports live: $FNN_SWEEP_HOME, else the project's
     checkout when running from one, else the current directory (an installed copy)."""
     checkout = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ RESULT_NEUTRAL_PREFIXES = ("mlflow.", "report.", "hydra.", "compute.", "sweep.")
 RESULT_NEUTRAL_KEYS = ("quiet", "verbose")
 
 
-def result_neutral(key):
+def result_neutral(key: str) -> bool:
     """True for a dotted config key that cannot change what a run computes."""
     return key in RESULT_NEUTRAL_KEYS or key.startswith(RESULT_NEUTRAL_PREFIXES)
 
@@ -71,7 +71,7 @@ class Checked:
         check_fields(self, self.group, type(self).constraints)
         self.check()
 
-    def check(self):
+    def check(self) -> None:
         pass
 
 
@@ -136,14 +136,14 @@ class OptimizerConfig(Checked):
         ),
     }
 
-    def check(self):
+    def check(self) -> None:
         if OPTIMIZER_SCHEMAS.get(self.name, type(self)) is not type(self):
             raise ConfigError(
                 f"optimizer.name={self.name!r} does not fit this optimizer's settings; "
                 f"choose the optimizer with optimizer={self.name}"
             )
 
-    def options(self):
+    def options(self) -> dict[str, Any]:
         """Keyword arguments for the fnn_core optimizer named ``name``."""
         return {key: value for key, value in vars(self).items() if key != "name"}
 
@@ -161,7 +161,7 @@ class SGDConfig(OptimizerConfig):
         "nesterov": Flag(),
     }
 
-    def check(self):
+    def check(self) -> None:
         super().check()
         if self.nesterov and not self.momentum:
             raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
@@ -207,7 +207,7 @@ class TrainConfig(Checked):
         "dtype": Options(DTYPES),
     }
 
-    def check(self):
+    def check(self) -> None:
         if self.early_stopping_patience is not None and self.val_fraction == 0:
             raise ConfigError("train.early_stopping_patience needs train.val_fraction > 0")
 
@@ -319,7 +319,7 @@ SCHEMAS = (
 )
 
 
-def register_configs():
+def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="schema", node=Config)
     store.store(name="report_schema", node=ReportAppConfig)
@@ -328,7 +328,7 @@ def register_configs():
         store.store(group="optimizer", name=f"{name}_schema", node=schema)
 
 
-def validate(cfg):
+def validate(cfg: DictConfig) -> Any:
     """Check every value of a composed config; returns the typed ``Config``.
 
     Raises

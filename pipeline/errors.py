@@ -11,7 +11,7 @@ class InputError(Exception):
 class JobsFailed(Exception):
     """Some jobs ended FAILED or KILLED; each was recorded and reported as it ended."""
 
-    def __init__(self, failed, total):
+    def __init__(self, failed: int, total: int):
         super().__init__(f"{failed} of {total} job{'s' if total != 1 else ''} failed (reasons above and in MLflow)")
         self.failed, self.total = failed, total
 
@@ -19,6 +19,6 @@ class JobsFailed(Exception):
 class Abort(BaseException):
     """Carries ``error`` past Hydra's own handler (which catches every ``Exception``) to the entry point."""
 
-    def __init__(self, error):
+    def __init__(self, error: BaseException):
         super().__init__(str(error))
         self.error = error

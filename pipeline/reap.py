@@ -1,7 +1,10 @@
 """`python -m pipeline.reap [mlflow.tracking_uri=...] [mlflow.experiment_name=...] [mlflow.stale_after_s=...]`:
 end KILLED the runs left RUNNING by processes that are gone, and say which."""
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING
 
 import hydra
 
@@ -10,12 +13,15 @@ from pipeline.report import ReportError
 from pipeline.runtime import failure, lifecycle
 from pipeline.tracking import reaper, store
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
 log = logging.getLogger("pipeline")
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://pipeline.conf", config_name="report")
-def hydra_app(cfg):
+def hydra_app(cfg: DictConfig) -> None:
     try:
         settings = validate(cfg)
         store.probe(settings.mlflow.tracking_uri)  # a server that does not answer: one line, within seconds

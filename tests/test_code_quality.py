@@ -1,5 +1,6 @@
 """The test command checks the code too: ruff's lint and format, mypy's types, and the layering."""
 
+import ast
 import subprocess
 import sys
 
@@ -7,7 +8,7 @@ import pytest
 
 from helpers import REPO
 
-CHECKED = ["conf", "fnn_core", "pipeline", "tests"]
+CHECKED = ["benchmarks", "conf", "fnn_core", "pipeline", "tests"]
 
 
 def _run(*command):
@@ -28,6 +29,35 @@ def test_the_code_is_formatted_as_ruff_formats_it():
 def test_mypy_finds_no_type_error():
     result = _run("mypy")  # files and settings: [tool.mypy] in pyproject.toml
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def _unannotated(path):
+    """Public functions and methods of ``path`` with a parameter or the return not annotated."""
+    found = []
+
+    def visit(node, prefix, in_class):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef) and not child.name.startswith("_"):
+                visit(child, f"{prefix}{child.name}.", True)
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if child.name.startswith("_") and child.name not in ("__init__", "__call__"):
+                    continue
+                params = [*child.args.posonlyargs, *child.args.args, *child.args.kwonlyargs]
+                if in_class and params and params[0].arg in ("self", "cls"):
+                    params = params[1:]
+                params += [a for a in (child.args.vararg, child.args.kwarg) if a is not None]
+                no_return = child.returns is None and child.name != "__init__"
+                if no_return or any(a.annotation is None for a in params):
+                    found.append(f"{path.relative_to(REPO)}:{child.lineno} {prefix}{child.name}")
+
+    visit(ast.parse(path.read_text()), "", False)
+    return found
+
+
+def test_every_public_function_is_annotated():
+    """mypy checks the bodies of annotated functions only: the public API is all of them."""
+    sources = [p for package in ("fnn_core", "pipeline", "benchmarks") for p in sorted((REPO / package).rglob("*.py"))]
+    assert [name for path in sources for name in _unannotated(path)] == []
 
 
 # What each layer may not import, transitively (a fresh interpreter imports the layer): packages, or

@@ -5,9 +5,13 @@ fix (missing files, no network, a corrupt file) raise ``DataError`` with one
 line that says what to do.
 """
 
+from __future__ import annotations
+
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +19,9 @@ from pipeline.data.checks import check_dataset, check_labels, check_split
 from pipeline.data.decoded import cached_split
 from pipeline.data.errors import DataError
 from pipeline.data.registry import DATASETS, split_test
+
+if TYPE_CHECKING:
+    import os
 
 
 @dataclass
@@ -36,14 +43,14 @@ class Dataset:
     source: str
 
     @property
-    def n_features(self):
+    def n_features(self) -> int:
         return self.X_train.shape[1]
 
     @property
-    def n_outputs(self):
-        return self.n_classes if self.task == "multiclass" else 1
+    def n_outputs(self) -> int:
+        return self.n_classes if self.task == "multiclass" and self.n_classes else 1
 
-    def content_hash(self):
+    def content_hash(self) -> str:
         """SHA-256 (first 16 hex digits) over every array, so runs on the same data can be matched."""
         return self._content_hash
 
@@ -55,7 +62,9 @@ class Dataset:
         return digest.hexdigest()[:16]
 
 
-def load_dataset(cfg, val_fraction, seed, cache_dir=None):
+def load_dataset(
+    cfg: Mapping[str, Any], val_fraction: float, seed: int, cache_dir: str | os.PathLike | None = None
+) -> Dataset:
     """Load the dataset named ``cfg["name"]`` and hold out a validation split.
 
     Parameters

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ log = logging.getLogger("pipeline")
 ARRAYS = ("X_train", "y_train", "X_test", "y_test")
 
 
-def files_digest(directory):
+def files_digest(directory: str | os.PathLike) -> str:
     """SHA-256 over the four IDX files' bytes, in IDX_FILES order."""
     digest = hashlib.sha256()
     for filename in IDX_FILES.values():
@@ -34,7 +35,9 @@ def files_digest(directory):
     return digest.hexdigest()
 
 
-def decoded_idx_arrays(directory, cache_dir):
+def decoded_idx_arrays(
+    directory: str | os.PathLike, cache_dir: str | os.PathLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``load_idx_arrays(directory)``, memory-mapped from ``cache_dir/decoded/<digest>/`` when cached."""
     target = Path(cache_dir) / "decoded" / files_digest(directory)[:32]
     cached = _load_arrays(target, ARRAYS)
@@ -44,7 +47,9 @@ def decoded_idx_arrays(directory, cache_dir):
     return _save_arrays(target, ARRAYS, arrays)
 
 
-def cached_split(X, y, n_val, seed, stratify, split):
+def cached_split(
+    X: np.ndarray, y: np.ndarray, n_val: int, seed: int, stratify: bool, split: Callable[..., tuple]
+) -> tuple:
     """``split(X, y, n_val, seed, stratify)``, cached beside X when X is mapped from this cache.
 
     Returns (X_train, y_train, X_val, y_val), memory-mapped when cached. Any other X is split as is.

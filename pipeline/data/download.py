@@ -3,6 +3,7 @@
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,14 +50,16 @@ IDX_SOURCES = {
 }
 
 
-def default_cache_dir():
+def default_cache_dir() -> Path:
     """$FNN_SWEEP_DATA_DIR, else $XDG_CACHE_HOME/fnn-sweep, else ~/.cache/fnn-sweep."""
     if os.environ.get("FNN_SWEEP_DATA_DIR"):
         return Path(os.environ["FNN_SWEEP_DATA_DIR"]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fnn-sweep"
 
 
-def download(urls, destination, md5, timeout=30, tries=2):
+def download(
+    urls: Sequence[str], destination: str | os.PathLike, md5: str, timeout: float = 30, tries: int = 2
+) -> Path:
     """Fetch one file from the first URL that serves it with the right MD5, with pooch.
 
     pooch writes the bytes to a temporary file beside ``destination`` and moves it into place
@@ -98,29 +101,34 @@ def _complete(directory):
     return all((Path(directory) / f).is_file() for f in IDX_FILES.values())
 
 
-def locate_idx_dir(name, data_dir=None, cache_dir=None, source=None):
+def locate_idx_dir(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    source: IdxSource | None = None,
+) -> Path:
     """The directory holding the four IDX files of ``name``, downloading if needed.
 
     Looks in ``data_dir`` (only there, when given), then the source's system
     dirs, then ``cache_dir/name``; downloads what is missing into the latter
     from the source's mirrors. ``source`` defaults to ``IDX_SOURCES[name]``.
     """
-    source = source or IDX_SOURCES[name]
+    idx_source = IDX_SOURCES[name] if source is None else source
     if data_dir:
         data_dir = Path(data_dir).expanduser()
         if not _complete(data_dir):
             missing = [f for f in IDX_FILES.values() if not (data_dir / f).is_file()]
             raise DataError(f"dataset.dir={data_dir} lacks {', '.join(missing)}")
         return data_dir
-    for directory in source.system_dirs:
+    for directory in idx_source.system_dirs:
         if _complete(directory):
             return Path(directory)
     target = Path(cache_dir or default_cache_dir()) / name
     for key, filename in IDX_FILES.items():
         if not (target / filename).is_file():
-            urls = [base.rstrip("/") + "/" + filename for base in source.mirrors]
+            urls = [base.rstrip("/") + "/" + filename for base in idx_source.mirrors]
             try:
-                download(urls, target / filename, source.md5[key])
+                download(urls, target / filename, idx_source.md5[key])
             except DataError as exc:
                 raise DataError(
                     f"{name}: {exc}. Offline? Put the four files ({', '.join(IDX_FILES.values())}) "

@@ -1,13 +1,19 @@
 """IDX files (MNIST's format): read and check them."""
 
+from __future__ import annotations
+
 import gzip
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mnist
 import numpy as np
 
 from pipeline.data.errors import DataError
+
+if TYPE_CHECKING:
+    import os
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -18,7 +24,7 @@ IDX_FILES = {
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 
 
-def read_idx(path, magic):
+def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
     """Read one (optionally gzipped) IDX file after checking its structure.
 
     Parameters
@@ -50,7 +56,7 @@ def read_idx(path, magic):
     return data.astype(np.uint8, copy=False)
 
 
-def load_idx_arrays(directory):
+def load_idx_arrays(directory: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(X_train, y_train, X_test, y_test) from an IDX directory; X scaled to [0, 1] float32."""
     directory = Path(directory)
     arrays = {}

@@ -19,7 +19,9 @@ def _idx_dataset(name):
     return load
 
 
-def split_test(X, y, test_fraction, seed, stratify):
+def split_test(
+    X: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, stratify: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     X_train, X_test, y_train, y_test = train_test_split(

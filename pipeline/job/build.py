@@ -1,11 +1,20 @@
 """The one place that turns config into fnn_core objects."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from fnn_core import FNN, make_optimizer
+
+if TYPE_CHECKING:
+    from fnn_core.optimizers import Optimizer
+    from pipeline.config import ModelConfig, OptimizerConfig, TrainConfig
+    from pipeline.data.dataset import Dataset
 
 OUTPUT_FOR_TASK = {"multiclass": "softmax", "regression": "identity"}
 
 
-def build_network(model_cfg, train_cfg, dataset):
+def build_network(model_cfg: ModelConfig, train_cfg: TrainConfig, dataset: Dataset) -> FNN:
     """An FNN sized for ``dataset``; the output/loss pair follows from its task."""
     return FNN(
         n_inputs=dataset.n_features,
@@ -19,5 +28,5 @@ def build_network(model_cfg, train_cfg, dataset):
     )
 
 
-def build_optimizer(optimizer_cfg):
+def build_optimizer(optimizer_cfg: OptimizerConfig) -> Optimizer:
     return make_optimizer(optimizer_cfg.name, **optimizer_cfg.options())

@@ -1,5 +1,7 @@
 """What Hydra says about the running job: a single run or a sweep's, its number, log file and choices."""
 
+from __future__ import annotations
+
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,24 +24,24 @@ class JobContext:
     choices: dict = field(default_factory=dict)
 
     @property
-    def in_sweep(self):
+    def in_sweep(self) -> bool:
         return self.sweep_dir is not None
 
     @property
-    def summary_log(self):
+    def summary_log(self) -> logging.Logger:
         """Where the job's one-line outcome goes: the console for a single run; in a sweep the job's
         log file only, since the launching process prints each job's line (``pipeline.sweep.progress``)."""
         return failure.job_file_log if self.in_sweep else log
 
     @classmethod
-    def current(cls):
+    def current(cls) -> JobContext:
         if not HydraConfig.initialized():
             return cls()
         hydra_cfg = HydraConfig.get()
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
         return cls(
             sweep_dir=str(hydra_cfg.sweep.dir) if multirun else None,
-            number=hydra_cfg.job.get("num") if multirun else None,
+            number=hydra_cfg.job.num if multirun else None,
             log_file=Path(hydra_cfg.runtime.output_dir) / f"{hydra_cfg.job.name}.log",
             choices={k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")},
         )

@@ -1,6 +1,9 @@
 """A job's data, loaded once per process, and the rules between its settings and that data."""
 
+from __future__ import annotations
+
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -8,16 +11,20 @@ from pipeline.config import ConfigError
 from pipeline.data import load_dataset
 from pipeline.runtime import machine
 
+if TYPE_CHECKING:
+    from pipeline.config import Config
+    from pipeline.data.dataset import Dataset
+
 # Jobs run one after another in one process (basic launcher, reused workers): keep the last dataset.
 _datasets: dict = {}
 
 
-def dataset_key(settings):
+def dataset_key(settings: Config) -> tuple:
     """What a job's data depends on: the dataset config (test_fraction included), val_fraction, seed."""
     return repr(settings.dataset), settings.train.val_fraction, settings.train.seed
 
 
-def dataset_for(settings):
+def dataset_for(settings: Config) -> Dataset:
     """The dataset a job's settings name, split; checks that a batch fits in its training set."""
     key = dataset_key(settings)
     if key not in _datasets:
@@ -27,7 +34,7 @@ def dataset_for(settings):
     return _datasets[key]
 
 
-def check_fits(settings, data):
+def check_fits(settings: Config, data: Dataset) -> None:
     """The rules between a job's settings and its data: a mini-batch holds at most every training
     sample (after the validation split), and the network trains in this machine's memory."""
     train_cfg = settings.train
@@ -53,7 +60,7 @@ def _gib(size):
     return f"{gib:,.0f}" if gib < 1e6 else f"{gib:.1e}"
 
 
-def training_bytes(settings, data):
+def training_bytes(settings: Config, data: Dataset) -> int:
     """About how much memory training needs: weights, gradients and optimizer state per parameter
     (Adam keeps two moments), plus one batch's activations and the test set's forward pass."""
     width, depth = settings.model.hidden_neurons, settings.model.hidden_layers
@@ -63,7 +70,7 @@ def training_bytes(settings, data):
     return (params * copies + 3 * rows * width * depth) * np.dtype(settings.train.dtype).itemsize
 
 
-def preset_hint(dataset, before, after):
+def preset_hint(dataset: str, before: str, after: str) -> str:
     """'<before>the dataset's tuned settings: +experiment=NAME<after>' when conf/experiment has one, else ''."""
     if not (resources.files("pipeline.conf") / "experiment" / f"{dataset}.yaml").is_file():
         return ""

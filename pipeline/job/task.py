@@ -6,10 +6,13 @@ it finds the sweep's parent run by the sweep directory Hydra gave every job
 reused worker process or on another machine.
 """
 
+from __future__ import annotations
+
 import logging
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pipeline.config import validate
 from pipeline.job.context import JobContext
@@ -20,10 +23,18 @@ from pipeline.runtime import failure, lifecycle, workers
 from pipeline.runtime.termination import termination
 from pipeline.tracking import artifacts, layout, runs, store
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from pipeline.config import Config
+    from pipeline.data.dataset import Dataset
+    from pipeline.tracking.runs import Sweep
+    from pipeline.tracking.store import Store
+
 log = logging.getLogger("pipeline")
 
 
-def run(cfg):
+def run(cfg: DictConfig) -> float:
     """Hydra task: train one model; returns the final validation accuracy (NaN if the job failed).
 
     For regression it returns the final validation MSE. A job whose identical
@@ -41,11 +52,11 @@ def run(cfg):
 class Prepared:
     """A job ready to run: its checked settings and data, where it is recorded, and its identity."""
 
-    settings: object
-    data: object
-    tracking: object  # tracking.store.Store
+    settings: Config | None  # None: bad input, which the run records as its failure
+    data: Dataset | None
+    tracking: Store
     experiment_id: str
-    sweep: object  # runs.Sweep, or None outside a sweep (or when the sweep's parent was not found)
+    sweep: Sweep | None  # None outside a sweep (or when the sweep's parent was not found)
     name: str
     label: str
     resolved: dict  # the config, resolved: the run's params and config.yaml
@@ -166,7 +177,7 @@ def _run_tracked(prepared, job, bad_input=None, on_open=None):
             raise
 
 
-def failed_line(label, reason):
+def failed_line(label: str, reason: str) -> str:
     """A job's one console line when it fails: '[3/12 relu-128] FAILED: reason'."""
     return f"{label} FAILED: {reason}"
 

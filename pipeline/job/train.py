@@ -1,13 +1,22 @@
 """Train a job's network in its open MLflow run and log what it learnt: epochs, results, figures, model."""
 
+from __future__ import annotations
+
 import logging
 import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pipeline.job.build import build_network, build_optimizer
 from pipeline.job.inputs import preset_hint
 from pipeline.runtime.termination import termination
 from pipeline.tracking import artifacts, runs
 from pipeline.tracking.model import log_pyfunc_model
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
+    from pipeline.job.context import JobContext
+    from pipeline.job.task import Prepared
 
 log = logging.getLogger("pipeline")
 
@@ -16,8 +25,9 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def train_and_log(prepared, job):
+def train_and_log(prepared: Prepared, job: JobContext) -> float:
     settings, data, label, phases = prepared.settings, prepared.data, prepared.label, prepared.phases
+    assert settings is not None and data is not None, "bad input never reaches training"
     artifacts.log_config(prepared.resolved)
     runs.log_dataset(prepared.tracking, data)
     net = build_network(settings.model, settings.train, data)
@@ -57,7 +67,7 @@ def train_and_log(prepared, job):
     runs.log_results(training_time, history.epochs, test, history.stop_reason)
     start = time.perf_counter()
     artifacts.log_loss_curve(history, label.strip("[]"))
-    if data.task == "multiclass":
+    if data.task == "multiclass" and data.n_classes:
         artifacts.log_confusion_matrix(data.y_test, net.predict(data.X_test), data.n_classes)
     phases["artifacts"] = time.perf_counter() - start
     if settings.mlflow.log_model:
@@ -73,7 +83,7 @@ def train_and_log(prepared, job):
     return history["val_mse"][-1] if validation else test["mse"]
 
 
-def divergence_hint(reason, settings, job):
+def divergence_hint(reason: str | None, settings: Config, job: JobContext) -> str:
     """The stop reason and what to try: a smaller lr, or the dataset's tuned preset when it has one."""
     preset = (
         ""
@@ -83,7 +93,7 @@ def divergence_hint(reason, settings, job):
     return f"{reason}; try a smaller optimizer.lr (it was {settings.optimizer.lr:g}){preset}"
 
 
-def status_line(label, epoch, epochs, logs):
+def status_line(label: str, epoch: int, epochs: int, logs: Mapping[str, float]) -> str:
     parts = [f"{label} epoch {epoch + 1}/{epochs}", f"loss {logs['loss']:.4f}"]
     for key, name in (("accuracy", "acc"), ("val_accuracy", "val_acc")):
         if key in logs:

@@ -2,7 +2,10 @@
 [report.out_dir=...] [report.sweep_id=ID|all] [report.register_best=NAME]`: regenerate a report
 from MLflow; with register_best, also register the selection's best model (by validation score)."""
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING
 
 import hydra
 
@@ -12,12 +15,15 @@ from pipeline.report.publish import check_out_dir
 from pipeline.runtime import failure, lifecycle
 from pipeline.tracking import reaper, store
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
 log = logging.getLogger("pipeline")
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://pipeline.conf", config_name="report")
-def hydra_app(cfg):
+def hydra_app(cfg: DictConfig) -> None:
     try:
         settings = validate(cfg)
         check_out_dir(settings.report.out_dir)  # before reading any run

@@ -5,12 +5,22 @@ accuracy over seeds (lowest validation MSE for regression) is chosen, ties to th
 the table shows the mean *test* score at that lr. Choosing on the test set would overstate results.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from pipeline.report.render import MISSING, latex_table
 from pipeline.report.tables import label, ordered_activations
 from pipeline.tracking import layout
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from pipeline.report.tables import TableSpec
 
 STEM = "table1_best_lr"
 LR_COLUMN = "lr"
@@ -20,12 +30,12 @@ CHOICE_NOTE = (
 )
 
 
-def other_axes(axes):
+def other_axes(axes: Sequence[str]) -> list[str]:
     """The report's extra axes besides lr."""
     return [a for a in axes if a != layout.LR]
 
 
-def lr_cells(jobs, axes, spec):
+def lr_cells(jobs: pd.DataFrame, axes: Sequence[str], spec: TableSpec) -> pd.DataFrame:
     """One row per (width, other axes, activation, lr) of FINISHED runs: mean validation and test scores, n.
 
     jobs: a ``layout.read_runs`` frame; axes: the report's extra axes (``optimizer.lr`` among them).
@@ -56,7 +66,7 @@ def lr_cells(jobs, axes, spec):
     )
 
 
-def best_lr_table(cells, others, spec):
+def best_lr_table(cells: pd.DataFrame, others: Sequence[str], spec: TableSpec) -> tuple[pd.DataFrame, list[str]]:
     """Rows (other axes..., width ascending); per activation the mean test score at the best lr and
     ``<activation>_lr``, the lr chosen. cells: ``lr_cells``. Returns (table, activations)."""
     scored = cells[cells["validation"].notna()]
@@ -83,7 +93,7 @@ def _best_cell(row, activation, spec):
     return f"{row[activation]:.{spec.digits}f} (lr {label(row[f'{activation}_lr'])})"
 
 
-def markdown_best_lr(table, activations, others, spec):
+def markdown_best_lr(table: pd.DataFrame, activations: Sequence[str], others: Sequence[str], spec: TableSpec) -> str:
     header = ["hidden neurons", *others, *activations]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for _, row in table.iterrows():
@@ -92,7 +102,9 @@ def markdown_best_lr(table, activations, others, spec):
     return "\n".join(lines) + "\n"
 
 
-def write_best_lr(jobs, axes, spec, selection, out):
+def write_best_lr(
+    jobs: pd.DataFrame, axes: Sequence[str], spec: TableSpec, selection: str, out: Path
+) -> tuple[str, str, str | None]:
     """Write table1_best_lr.{csv,md,tex} and val_vs_lr.png into ``out``; returns (note, Markdown table,
     why the figure was not drawn or None)."""
     from pipeline.report import figures

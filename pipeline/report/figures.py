@@ -5,7 +5,18 @@ nothing to draw (no finished run in it), draws nothing and returns why, for
 the report's index.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import matplotlib
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
+    from mlflow import MlflowClient
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -25,7 +36,9 @@ def _histories(client, run_ids, metric):
     }
 
 
-def plot_loss_curves(client, frame, run_ids, activations, path):
+def plot_loss_curves(
+    client: MlflowClient, frame: pd.DataFrame, run_ids: Sequence[str], activations: Sequence[str], path: Path
+) -> str | None:
     """One panel per activation, one colour per width: train (solid) and validation (dashed), mean over seeds."""
     finished = frame.assign(run_id=run_ids)[frame["status"] == "FINISHED"]
     train, val = _histories(client, finished["run_id"], TRAIN_LOSS), _histories(client, finished["run_id"], VAL_LOSS)
@@ -50,6 +63,7 @@ def plot_loss_curves(client, frame, run_ids, activations, path):
     if axes[0][-1].get_legend_handles_labels()[0]:  # the last panel may have no finished run
         axes[0][-1].legend(fontsize=7, ncol=2)
     _save(fig, path)
+    return None
 
 
 def _nothing_to_draw(values, log_scale=False):
@@ -62,7 +76,9 @@ def _nothing_to_draw(values, log_scale=False):
     return None
 
 
-def plot_vs_width(table, activations, ylabel, path, log_y=False):
+def plot_vs_width(
+    table: pd.DataFrame, activations: Sequence[str], ylabel: str, path: Path, log_y: bool = False
+) -> str | None:
     grouped = table.groupby("hidden_neurons")[activations].mean()
     if reason := _nothing_to_draw(grouped, log_y):
         return reason
@@ -81,9 +97,10 @@ def plot_vs_width(table, activations, ylabel, path, log_y=False):
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
+    return None
 
 
-def plot_validation_vs_lr(cells, activations, ylabel, path):
+def plot_validation_vs_lr(cells: pd.DataFrame, activations: Sequence[str], ylabel: str, path: Path) -> str | None:
     """One panel per activation, one line per width: mean validation score vs lr (log axis), std over seeds.
 
     cells: ``best_lr.lr_cells`` rows (other axes are pooled into the width's line).
@@ -104,9 +121,12 @@ def plot_validation_vs_lr(cells, activations, ylabel, path):
     axes[0][0].set_ylabel(ylabel)
     axes[0][-1].legend(title="hidden neurons", fontsize=7)
     _save(fig, path)
+    return None
 
 
-def plot_heatmap(table, activations, title, path, digits, cmap):
+def plot_heatmap(
+    table: pd.DataFrame, activations: Sequence[str], title: str, path: Path, digits: int, cmap: str
+) -> str | None:
     values = table.groupby("hidden_neurons")[activations].mean()
     if reason := _nothing_to_draw(values):
         return reason
@@ -121,6 +141,7 @@ def plot_heatmap(table, activations, title, path, digits, cmap):
         ax.text(j, i, fmt(value, digits), ha="center", va="center", fontsize=9, color="white" if dark else "black")
     fig.colorbar(image, ax=ax)
     _save(fig, path)
+    return None
 
 
 def _save(fig, path):

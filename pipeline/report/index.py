@@ -1,7 +1,10 @@
 """The whole report: tables, figures and ``report.md``, the index that says what produced them."""
 
+from __future__ import annotations
+
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,6 +17,9 @@ from pipeline.report.render import fmt, latex_table, markdown_table
 from pipeline.report.select import ReportError, extra_axes, load_runs, select_jobs
 from pipeline.report.tables import cell_frame, label, ordered_activations, published_comparison, summarize, table_specs
 from pipeline.tracking import layout
+
+if TYPE_CHECKING:
+    from pipeline.tracking.store import Store
 
 LITERATURE_CSV = Path(__file__).resolve().parent / "reference" / "literature_mlp.csv"
 SETTINGS = (
@@ -34,7 +40,7 @@ SETTINGS = (
 PUBLISHED_DATASET = "mnist"  # the published tables are MNIST's; other datasets get no comparison
 
 
-def write_report(tracking, experiment_name, sweep_id, out_dir):
+def write_report(tracking: Store, experiment_name: str, sweep_id: str, out_dir: str | Path) -> Path:
     """Write every table, figure and the index for the selected runs of ``tracking`` (a
     ``tracking.store.Store``) into ``out_dir/<sweep id or all>/``,
     whole or not at all (``pipeline.report.publish``); returns that folder.
@@ -127,7 +133,7 @@ def _write_files(tracking, jobs, selection, out):
     )
 
 
-def literature_rows(jobs):
+def literature_rows(jobs: pd.DataFrame) -> pd.DataFrame:
     """Published MLP results on the runs' dataset(s) (reference/literature_mlp.csv), for context."""
     names = set(jobs["dataset.name"]) if "dataset.name" in jobs else set()
     literature = pd.read_csv(LITERATURE_CSV)

@@ -1,13 +1,21 @@
 """Tables as Markdown and LaTeX: mean ± std per cell, the best cell of each row in bold, missing as —."""
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import pandas as pd
 
 from pipeline.report.tables import label
 
+if TYPE_CHECKING:
+    from pipeline.report.tables import TableSpec
+
 MISSING = "—"
 
 
-def fmt(value, digits):
+def fmt(value: float, digits: int) -> str:
     return MISSING if pd.isna(value) else f"{value:.{digits}f}"
 
 
@@ -22,7 +30,7 @@ def _row_labels(row, axes):
     return [label(row["hidden_neurons"]), *(label(row[a]) for a in axes)]
 
 
-def markdown_table(table, activations, axes, spec):
+def markdown_table(table: pd.DataFrame, activations: Sequence[str], axes: Sequence[str], spec: TableSpec) -> str:
     header = ["hidden neurons", *axes, *activations]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for _, row in table.iterrows():
@@ -38,7 +46,14 @@ def markdown_table(table, activations, axes, spec):
     return "\n".join(lines) + "\n"
 
 
-def latex_table(table, activations, axes, caption, spec, cell=None):
+def latex_table(
+    table: pd.DataFrame,
+    activations: Sequence[str],
+    axes: Sequence[str],
+    caption: str,
+    spec: TableSpec,
+    cell: Callable[[Any, str], str] | None = None,
+) -> str:
     """``cell(row, activation)``: a cell's text (default: mean ± std)."""
     cell = cell or (lambda row, a: _cell(row, a, spec.digits, r"$\pm$"))
     columns = ["hidden neurons", *axes, *activations]

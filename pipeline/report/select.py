@@ -1,15 +1,24 @@
 """Which runs a report covers: the latest sweep, a named sweep, or every job run."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from pipeline.config import result_neutral
 from pipeline.errors import InputError
 from pipeline.tracking import layout, store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.tracking.store import Store
 
 
 class ReportError(InputError):
     """Nothing to report (no such experiment or sweep); the message says what to run."""
 
 
-def load_runs(tracking, experiment_name):
+def load_runs(tracking: Store, experiment_name: str) -> pd.DataFrame:
     """Every run of the experiment in ``tracking`` (a ``tracking.store.Store``): a ``layout.read_runs`` frame."""
     experiment_id = store.find_experiment(tracking.uri, experiment_name)
     if experiment_id is None:
@@ -17,7 +26,7 @@ def load_runs(tracking, experiment_name):
     return layout.read_runs(tracking, [experiment_id])
 
 
-def select_jobs(runs, sweep_id):
+def select_jobs(runs: pd.DataFrame, sweep_id: str) -> tuple[pd.DataFrame, str, str]:
     """The job runs to report (oldest first), a description of the selection and its name (the sweep's
     id, or "all": the report's folder).
 
@@ -45,7 +54,7 @@ def select_jobs(runs, sweep_id):
     return selected.reset_index(drop=True), f"sweep {sweep_id}", sweep_id
 
 
-def extra_axes(jobs):
+def extra_axes(jobs: pd.DataFrame) -> list[str]:
     """Config keys, besides activation, width and seed, whose value differs between runs."""
     fixed = {layout.ACTIVATION, layout.HIDDEN_NEURONS, layout.SEED, "dataset.dir"}  # where, not what
     return sorted(

@@ -1,7 +1,8 @@
 """Tables 1 and 2 as frames: one row per width (and extra axis value), a column per activation."""
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,23 +33,23 @@ TIME_TABLE = TableSpec(
 )
 
 
-def table_specs(jobs):
+def table_specs(jobs: pd.DataFrame) -> tuple[TableSpec, TableSpec]:
     """Table 1 is test accuracy, or test MSE for regression runs; Table 2 is training time."""
     regression = layout.TEST_MSE in jobs and jobs[layout.TEST_MSE].notna().any()
     return (MSE_TABLE if regression else ACCURACY_TABLE), TIME_TABLE
 
 
-def label(value):
+def label(value: Any) -> str:
     """A cell key as text: 128 not 128.0."""
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
-def ordered_activations(names):
+def ordered_activations(names: Iterable[str]) -> list[str]:
     names = set(names)
     return [a for a in ACTIVATION_ORDER if a in names] + sorted(names - set(ACTIVATION_ORDER))
 
 
-def cell_frame(jobs, axes, specs):
+def cell_frame(jobs: pd.DataFrame, axes: Sequence[str], specs: Sequence[TableSpec]) -> pd.DataFrame:
     """One row per run: hidden_neurons, activation, the extra axes, status and the tables' metrics."""
     frame = pd.DataFrame(
         {
@@ -63,7 +64,7 @@ def cell_frame(jobs, axes, specs):
     return frame
 
 
-def summarize(frame, spec, axes):
+def summarize(frame: pd.DataFrame, spec: TableSpec, axes: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
     """Rows (extra axes..., hidden_neurons ascending), a mean column per activation, then
     ``<activation>_std`` and ``<activation>_n`` when any cell has several runs."""
     keys = ["hidden_neurons", *axes]
@@ -71,7 +72,7 @@ def summarize(frame, spec, axes):
     stats = finished.pivot_table(
         index=keys, columns="activation", values="value", aggfunc=["mean", "std", "count"], dropna=False
     )
-    grid = frame[keys].drop_duplicates().sort_values(axes + ["hidden_neurons"])
+    grid = frame[keys].drop_duplicates().sort_values([*axes, "hidden_neurons"])
     activations = ordered_activations(frame["activation"])
     stats = stats.reindex(pd.MultiIndex.from_frame(grid) if len(keys) > 1 else pd.Index(grid[keys[0]]))
     table = grid.reset_index(drop=True)
@@ -90,7 +91,7 @@ def _column(stats, statistic, activation):
     return stats[(statistic, activation)].to_numpy(dtype=float)
 
 
-def published_comparison(table, activations, spec):
+def published_comparison(table: pd.DataFrame, activations: Sequence[str], spec: TableSpec) -> pd.DataFrame:
     """Long table: hidden_neurons, activation, ours, published, difference (where both exist)."""
     published = pd.read_csv(REFERENCE_CSV)
     published = published[published["metric"] == spec.published_metric]

@@ -24,6 +24,7 @@ point (``pipeline.runtime.lifecycle``) prints it and picks the status here.
 import logging
 import sys
 import traceback
+from typing import NoReturn
 
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
@@ -35,7 +36,7 @@ EXIT_OK, EXIT_JOBS_FAILED, EXIT_INPUT = 0, 1, 2
 job_file_log = logging.getLogger("pipeline.logfile")
 
 
-def abort(error):
+def abort(error: BaseException) -> NoReturn:
     raise Abort(error) from error
 
 
@@ -43,12 +44,12 @@ def _is_composition_error(error):
     return isinstance(error, (HydraException, OmegaConfBaseException))
 
 
-def exit_status(error):
+def exit_status(error: BaseException) -> int:
     """2 for bad input (ours or Hydra's composition errors), 1 for everything else."""
     return EXIT_INPUT if isinstance(error, InputError) or _is_composition_error(error) else EXIT_JOBS_FAILED
 
 
-def error_line(error):
+def error_line(error: BaseException) -> str:
     if _is_composition_error(error):
         return composition_error(error)
     if isinstance(error, (InputError, JobsFailed)):
@@ -56,7 +57,7 @@ def error_line(error):
     return one_line(error)
 
 
-def worker_died(error):
+def worker_died(error: BaseException) -> str | None:
     """For a worker process killed from outside (the OOM killer, SIGKILL, a crash), why, in one line;
     else None. Not a bug of ours: no traceback."""
     from pipeline.runtime import compat
@@ -68,7 +69,7 @@ def worker_died(error):
     return f"a worker process died (exit code {codes}: killed, out of memory, or crashed)"
 
 
-def composition_error(exc):
+def composition_error(exc: BaseException) -> str:
     """One line from Hydra's multi-line composition error and its OmegaConf cause, with what to do."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[0].rstrip(".") if lines else type(exc).__name__
@@ -86,18 +87,18 @@ def composition_error(exc):
     return text
 
 
-def one_line(exc):
+def one_line(exc: BaseException) -> str:
     """``TypeName: first line of the message``, for a FAILED run's reason and the console."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def print_traceback(exc):
+def print_traceback(exc: BaseException) -> None:
     """``exc``'s traceback on stderr: an error the fixer needs to see (a bug, a broken store)."""
     traceback.print_exception(exc, file=sys.stderr)
 
 
-def log_traceback(exc):
+def log_traceback(exc: BaseException) -> str:
     """Write ``exc``'s traceback to the job's log file; returns the text."""
     text = "".join(traceback.format_exception(exc))
     job_file_log.error(text.rstrip())

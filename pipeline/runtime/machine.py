@@ -4,7 +4,7 @@ import os
 import platform
 
 
-def cpu_model():
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -15,7 +15,7 @@ def cpu_model():
     return platform.processor() or "unknown CPU"
 
 
-def blas_info():
+def blas_info() -> str:
     """e.g. 'openblas 0.3.31 (2 threads)'; 'unknown' without threadpoolctl."""
     try:
         from threadpoolctl import threadpool_info
@@ -31,7 +31,7 @@ def blas_info():
     )
 
 
-def machine_summary():
+def machine_summary() -> str:
     import numpy as np
 
     return (
@@ -40,7 +40,7 @@ def machine_summary():
     )
 
 
-def memory_bytes():
+def memory_bytes() -> int | None:
     """The machine's physical memory in bytes, or None where the system does not say."""
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -6,10 +6,13 @@ run is tagged with the sweep directory that Hydra copies into every job's
 config. Jobs find it there; nothing travels in the environment.
 """
 
+from __future__ import annotations
+
 import logging
 import secrets
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 
@@ -18,6 +21,9 @@ from pipeline.runtime.termination import termination
 from pipeline.sweep import preflight
 from pipeline.sweep.progress import SweepProgress
 from pipeline.tracking import layout, reaper, runs, store
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 log = logging.getLogger("pipeline")
 
@@ -49,7 +55,7 @@ class SweepTracking(Callback):
         # store's client stay here (a job opens its own store from its config).
         return {**self.__dict__, "progress": None, "store": None}
 
-    def on_multirun_start(self, config, **kwargs):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra turns a callback's exceptions into warnings: every failure here must stop the sweep.
         try:
             termination.install()  # from here on, signals end the sweep cleanly (parent run KILLED)
@@ -82,7 +88,7 @@ class SweepTracking(Callback):
         )
         self.progress = SweepProgress(self.store, self.parent_run_id, planned).start()
 
-    def on_multirun_end(self, config, **kwargs):
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         termination.check()  # a signal while the jobs ran: the entry point ends the parent KILLED, not FINISHED
         workers.stop_workers()  # every job has returned
         try:

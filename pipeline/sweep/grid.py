@@ -4,7 +4,11 @@ The grid is ``hydra.sweeper.params`` (conf/config.yaml) extended by the
 command line; a command-line override of the same key replaces that axis.
 """
 
+from __future__ import annotations
+
 import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
@@ -12,11 +16,14 @@ from omegaconf import OmegaConf
 
 from pipeline.runtime.workers import usable_cores
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
 # The grid sweeper's own settings; a sweeper with any other (n_trials, sampler, ...) decides its jobs as it goes.
 GRID_SWEEPER_KEYS = {"_target_", "params", "max_batch_size"}
 
 
-def sweep_axes(sweeper_params, task_overrides):
+def sweep_axes(sweeper_params: Mapping[str, Any] | None, task_overrides: Sequence[str]) -> dict[str, list[str]]:
     """{key: [override strings]} in Hydra's order; a plain override is a one-value axis.
 
     Parameters
@@ -37,7 +44,7 @@ def sweep_axes(sweeper_params, task_overrides):
     return axes
 
 
-def without_repeated_values(args):
+def without_repeated_values(args: Sequence[str]) -> tuple[list[str], list[str]]:
     """Command-line arguments with each sweep's repeated values given once (``model.hidden_neurons=32,32``
     would train the same job twice, and the report would pool the two as seeds); returns
     (arguments, one note per sweep that had repeats). Arguments that do not parse are left to Hydra."""
@@ -61,23 +68,23 @@ def without_repeated_values(args):
     return result, notes
 
 
-def job_overrides(sweeper_params, task_overrides):
+def job_overrides(sweeper_params: Mapping[str, Any] | None, task_overrides: Sequence[str]) -> list[list[str]]:
     """Every job's override list: the product of the axes, first axis slowest."""
     axes = sweep_axes(sweeper_params, task_overrides)
     return [list(job) for job in itertools.product(*axes.values())]
 
 
-def is_grid_sweeper(sweeper_config):
+def is_grid_sweeper(sweeper_config: Mapping[str, Any]) -> bool:
     """True when the sweeper runs exactly the grid (Hydra's basic sweeper has only these keys)."""
     return set(sweeper_config) <= GRID_SWEEPER_KEYS
 
 
-def app_overrides(overrides):
+def app_overrides(overrides: Sequence[str]) -> list[str]:
     """The overrides that compose the app's config (not Hydra's own settings)."""
     return [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
 
 
-def compose_jobs(config_name, jobs):
+def compose_jobs(config_name: str, jobs: Iterable[Sequence[str]]) -> Iterator[DictConfig]:
     """Each job's composed app config, as ``hydra.compose(config_name, overrides=job)`` returns it.
 
     Composing is 50 ms a job. Jobs that differ only in values of existing keys (``model.activation=relu``,
@@ -102,7 +109,7 @@ def compose_jobs(config_name, jobs):
         ]
         structure = tuple(o.input_line for o in parsed if o not in values)
         if structure not in bases:
-            bases[structure] = compose(config_name, overrides=list(structure))
+            bases[structure] = compose(config_name, overrides=[str(line) for line in structure])
         config = bases[structure].copy()
         try:
             for override in values:
@@ -117,7 +124,7 @@ def compose_jobs(config_name, jobs):
         yield config
 
 
-def worker_count(_root_):
+def worker_count(_root_: DictConfig) -> int:
     """``hydra.launcher.n_jobs`` of the parallel launcher: min(usable cores, the grid's jobs)."""
     hydra = _root_.hydra
     cores = usable_cores()

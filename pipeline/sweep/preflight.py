@@ -6,6 +6,11 @@ every job's config is composed and validated; each distinct dataset is loaded on
 batch size and memory checked against it; the report's folder; the tracking server answers.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 from pipeline.config import validate
 from pipeline.data import load_dataset
 from pipeline.job.inputs import check_fits, dataset_key
@@ -15,8 +20,11 @@ from pipeline.runtime.termination import termination
 from pipeline.sweep.grid import app_overrides, compose_jobs, is_grid_sweeper, job_overrides
 from pipeline.tracking import store
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
-def check(config):
+
+def check(config: DictConfig) -> tuple[Any, int | None]:
     """Check the sweep ``config`` (Hydra's, with ``hydra``); returns (the first job's settings, planned
     jobs or None when the sweeper decides them as it goes).
 
@@ -37,7 +45,7 @@ def check(config):
     return settings, planned
 
 
-def validate_jobs(config):
+def validate_jobs(config: DictConfig) -> tuple[list, int | None]:
     """Compose and validate every job's config; returns (their settings, planned jobs or None).
 
     Raises
@@ -51,11 +59,11 @@ def validate_jobs(config):
     return settings, (len(jobs) if is_grid_sweeper(sweeper) else None)
 
 
-def load_datasets(settings):
+def load_datasets(settings: Sequence[Any]) -> None:
     """Load the data of every distinct (dataset, val_fraction, seed) the jobs use, once, and check each
     job's batch size against it: a corrupt file, a split too small or a label out of range is found
     before any run, and the caches are warm for the jobs."""
-    jobs_by_data = {}
+    jobs_by_data: dict[tuple, list] = {}
     for job in settings:
         jobs_by_data.setdefault(dataset_key(job), []).append(job)
     with termination.interruptible():

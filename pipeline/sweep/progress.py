@@ -5,19 +5,25 @@ reports jobs the same whether they run in this process, in worker processes
 or on other machines, and their output never interleaves.
 """
 
+from __future__ import annotations
+
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 from pipeline.runtime import failure
 from pipeline.tracking import layout, runs
+
+if TYPE_CHECKING:
+    from pipeline.tracking.store import Store
 
 log = logging.getLogger("pipeline")
 ENDED = ("FINISHED", "FAILED", "KILLED")
 END_TIME_SLACK_MS = 120_000
 
 
-def job_line(done, planned, job):
+def job_line(done: int, planned: int | None, job: Any) -> str:
     """'[3/12] relu-128  test accuracy 93.52%  training 1.2 s' or '[4/12] tanh-32  FAILED: reason'."""
     head = f"[{done}/{planned or '?'}] {job.run_name}"
     if job.role == layout.ROLE_REUSED:
@@ -38,7 +44,7 @@ def _present(job, metric):
     return value is not None and value == value  # not NaN
 
 
-def sweep_line(done, failed, running, planned, elapsed):
+def sweep_line(done: int, failed: int, running: int, planned: int | None, elapsed: float) -> str:
     """'sweep: 5/12 done (1 failed), 2 running, 41 s elapsed, about 57 s left'."""
     text = f"sweep: {done}/{planned or '?'} done"
     text += f" ({failed} failed)" if failed else ""
@@ -51,20 +57,23 @@ def sweep_line(done, failed, running, planned, elapsed):
 class SweepProgress:
     """Polls the sweep's job runs every ``poll_s`` seconds in a daemon thread; a sweep line every ``summary_s``."""
 
-    def __init__(self, store, parent_run_id, planned, poll_s=1.0, summary_s=10.0):
+    def __init__(
+        self, store: Store, parent_run_id: str, planned: int | None, poll_s: float = 1.0, summary_s: float = 10.0
+    ):
         self.store, self.parent_run_id, self.planned = store, parent_run_id, planned
         self.poll_s, self.summary_s = poll_s, summary_s
-        self.reported, self.failed = set(), 0
+        self.reported: set[str] = set()
+        self.failed = 0
         self._newest_end = 0  # ms since the epoch: the newest end time seen
         self.started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="sweep-progress", daemon=True)
 
-    def start(self):
+    def start(self) -> SweepProgress:
         self._thread.start()
         return self
 
-    def stop(self, report=True):
+    def stop(self, report: bool = True) -> None:
         """Stop polling and (``report``) print what ended since the last poll (all runs read once more)."""
         self._stop.set()
         if self._thread.is_alive():
@@ -84,7 +93,7 @@ class SweepProgress:
                 log.info(sweep_line(*counts, self.planned, time.monotonic() - self.started))
                 last_summary = time.monotonic()
 
-    def poll(self, everything=False):
+    def poll(self, everything: bool = False) -> tuple[int, int, int]:
         """Print a line for each job that ended since the last poll; returns (done, failed, running).
 
         Each poll reads only the running runs and those that ended lately (end times within

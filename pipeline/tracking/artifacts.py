@@ -1,8 +1,16 @@
 """Per-run artifacts: resolved config, loss curve, confusion matrix, a failed job's log."""
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
+
+if TYPE_CHECKING:
+    import os
+
+    from fnn_core.history import History
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -14,11 +22,11 @@ import yaml  # noqa: E402
 from pipeline.tracking import layout  # noqa: E402
 
 
-def log_config(resolved_config):
+def log_config(resolved_config: dict) -> None:
     mlflow.log_text(yaml.safe_dump(resolved_config, sort_keys=False), layout.ARTIFACT_CONFIG)
 
 
-def log_loss_curve(history, title):
+def log_loss_curve(history: History, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = np.arange(1, history.epochs + 1)
     ax.plot(epochs, history["loss"], marker="o", label="train")
@@ -31,7 +39,7 @@ def log_loss_curve(history, title):
     plt.close(fig)
 
 
-def log_confusion_matrix(y_true, y_pred, n_classes):
+def log_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """The test set's confusion matrix as CSV and PNG; returns it, shape (n_classes, n_classes)."""
     # Imported here: scikit-learn (with SciPy) is 0.6 s of the launching process's start-up, which
     # never draws a confusion matrix. Parallel workers have it from pipeline.runtime.worker_imports.
@@ -52,7 +60,7 @@ def log_confusion_matrix(y_true, y_pred, n_classes):
     return matrix
 
 
-def log_job_log(log_file, traceback_text):
+def log_job_log(log_file: str | os.PathLike | None, traceback_text: str) -> None:
     """Attach a failed job's log (or, without a log file, its traceback) to its run."""
     if log_file is not None and Path(log_file).is_file():
         mlflow.log_text(Path(log_file).read_text(errors="replace"), layout.ARTIFACT_JOB_LOG)

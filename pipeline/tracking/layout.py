@@ -9,7 +9,15 @@ Nothing outside this module spells an MLflow key: writers use the names
 below, readers use ``read_runs``, whose frame has plain column names.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pipeline.tracking.store import Store
 
 # ---- params: every config value under its dotted key, plus short aliases ----
 PARAM_ALIASES = {  # alias -> dotted config key, for filtering in the UI (``params.lr < 0.1``)
@@ -47,12 +55,12 @@ SWEEP_REPORT_TIME = "report_s"  # parent run: seconds to write the sweep's repor
 PHASE_METRICS = {"data": "time_data_s", "artifacts": "time_artifacts_s", "model": "time_model_s"}
 
 
-def test_metric(name):
+def test_metric(name: str) -> str:
     """fnn_core's evaluate() key -> metric name: "accuracy" -> "test_accuracy"."""
     return f"test_{name}"
 
 
-def status_count_metric(status):
+def status_count_metric(status: str) -> str:
     """Parent run: how many of its jobs ended with ``status`` ("FINISHED" -> "n_finished")."""
     return f"n_{status.lower()}"
 
@@ -106,7 +114,7 @@ TAG_COLUMNS = {
 }
 
 
-def job_params(resolved_config):
+def job_params(resolved_config: Mapping[str, Any]) -> dict[str, Any]:
     """Params of a job run from its resolved config (nested dicts): dotted keys plus aliases."""
     flat = _flatten(resolved_config)
     params = {**flat, **{alias: flat[key] for alias, key in PARAM_ALIASES.items() if key in flat}}
@@ -123,20 +131,20 @@ def _flatten(mapping, prefix=""):
     return flat
 
 
-def tag_is(tag, value):
+def tag_is(tag: str, value: str) -> str:
     """A ``search_runs`` filter clause: the run's ``tag`` equals ``value``."""
     return f"tags.`{tag}` = '{value}'"
 
 
-def status_is(status):
+def status_is(status: str) -> str:
     return f"attributes.status = '{status}'"
 
 
-def status_is_not(status):
+def status_is_not(status: str) -> str:
     return f"attributes.status != '{status}'"
 
 
-def ended_since(ms):
+def ended_since(ms: int) -> str:
     """Runs whose end time is ``ms`` (milliseconds since the epoch) or later."""
     return f"attributes.end_time >= {int(ms)}"
 
@@ -144,7 +152,7 @@ def ended_since(ms):
 START_TIME_NEWEST_FIRST = "attributes.start_time DESC"  # a ``search_runs`` order_by clause
 
 
-def param_columns(runs):
+def param_columns(runs: pd.DataFrame) -> list[str]:
     """The config keys among a ``read_runs`` frame's columns."""
     return [column for column in runs.columns if "." in column]
 
@@ -152,7 +160,7 @@ def param_columns(runs):
 SEARCH_PAGE = 10_000  # runs per request (MLflow's stores allow up to 50,000)
 
 
-def read_runs(store, experiment_ids, filter_string=""):
+def read_runs(store: Store, experiment_ids: Sequence[str], filter_string: str = "") -> pd.DataFrame:
     """Runs of ``store`` (a ``tracking.store.Store``) as a tidy frame, one row per run, oldest first.
 
     Columns: ``RUN_INFO``; ``TAG_COLUMNS`` by their plain names (None where
@@ -194,7 +202,7 @@ def _search(client, experiment_ids, filter_string):
     return raw
 
 
-def tidy(raw):
+def tidy(raw: pd.DataFrame) -> pd.DataFrame:
     """``mlflow.search_runs``-shaped runs -> the frame ``read_runs`` describes."""
     frame = pd.DataFrame(
         {column: raw[column] if column in raw else pd.Series(dtype=object) for column in RUN_INFO}, index=raw.index

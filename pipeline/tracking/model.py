@@ -1,18 +1,24 @@
 """The trained network as an MLflow pyfunc model ("models from code": pyfunc_model.py)."""
 
+from __future__ import annotations
+
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
 
 from pipeline.tracking import layout
 
+if TYPE_CHECKING:
+    from fnn_core.network import FNN
+
 TRACKING_DIR = Path(__file__).resolve().parent
 FNN_CORE_DIR = TRACKING_DIR.parents[1] / "fnn_core"
 
 
-def log_pyfunc_model(net, example_rows):
+def log_pyfunc_model(net: FNN, example_rows: np.ndarray) -> None:
     """Log the network as the run's model: ``mlflow.pyfunc.load_model(uri).predict(X)``, serve, predict.
 
     ``example_rows``: (k, n_features), a few rows of X; they become the input example.

@@ -1,6 +1,9 @@
 """The model registry: a sweep's best model, registered by name (the UI's Models page)."""
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pandas as pd
@@ -8,10 +11,13 @@ import pandas as pd
 from pipeline.errors import InputError
 from pipeline.tracking import layout, store
 
+if TYPE_CHECKING:
+    from pipeline.tracking.store import Store
+
 log = logging.getLogger("pipeline")
 
 
-def best_job(jobs):
+def best_job(jobs: pd.DataFrame) -> tuple[Any, str]:
     """The FINISHED job with the best final validation score; returns (row, metric).
 
     jobs: a ``layout.read_runs`` frame of job runs. Ties go to the earliest run.
@@ -26,14 +32,15 @@ def best_job(jobs):
     raise InputError("no finished run has a validation score to choose by (train.val_fraction=0?); nothing registered")
 
 
-def register_best(tracking, experiment_id, jobs, name, selection):
+def register_best(tracking: Store, experiment_id: str, jobs: pd.DataFrame, name: str, selection: str) -> Any:
     """Register the model of the best job under ``name`` (a new version each time) in ``tracking`` (a
     ``tracking.store.Store``); returns the version.
 
     Only runs that logged a model (``mlflow.log_model=true``) compete. ``mlflow.register_model`` is
     fluent: it registers in the store ``open_store`` pointed MLflow at.
     """
-    models, token = [], None
+    models: list = []
+    token = None
     while True:  # every page: a large sweep logs many models
         page = tracking.client.search_logged_models(experiment_ids=[experiment_id], page_token=token)
         models += page

@@ -7,6 +7,8 @@ so a float32 NumPy array, a DataFrame of float32 columns with any names and a
 REST body ``{"inputs": [[...], ...]}`` all work (MLflow refuses other dtypes).
 """
 
+from typing import Any
+
 import numpy as np
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
@@ -19,11 +21,11 @@ OUTPUTS = ("label", "proba")  # params={"output": ...}; "proba" is for classifie
 class FNNModel(PythonModel):
     """Predicts labels (classification) or values (regression); ``output="proba"``: class probabilities."""
 
-    def load_context(self, context):
+    def load_context(self, context: Any) -> None:
         self.net = FNN.load(context.artifacts["weights"])
 
     # The hint tells MLflow the signature is logged, not inferred from hints (and silences its warning).
-    def predict(self, context, model_input: np.ndarray, params=None):
+    def predict(self, context: Any, model_input: np.ndarray, params: dict | None = None) -> np.ndarray:
         """model_input: (n, n_features) array-like. Returns (n,) labels or values, or (n, classes) probabilities."""
         output = (params or {}).get("output", "label")
         if output not in OUTPUTS:

@@ -6,18 +6,27 @@ longer exists, or, for another host, when its last heartbeat is older than
 ``stale_after_s``. A live run on another host is never touched.
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import socket
 import time
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING
 
 from pipeline.tracking import layout
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from pipeline.tracking.store import Store
 
 HEARTBEAT_METRIC = layout.EPOCH_METRICS["epoch_time_s"]
 log = logging.getLogger("pipeline")
 
 
-def process_alive(pid):
+def process_alive(pid: int | str) -> bool:
     try:
         os.kill(int(pid), 0)
     except (ProcessLookupError, TypeError, ValueError):
@@ -27,13 +36,15 @@ def process_alive(pid):
     return True
 
 
-def heartbeat(client, run_id, started):
+def heartbeat(client: MlflowClient, run_id: str, started: float) -> float:
     """Seconds since the epoch of the run's last sign of life: its last epoch metric, else its start."""
     history = client.get_metric_history(run_id, HEARTBEAT_METRIC)
     return max([started, *(m.timestamp / 1000 for m in history)])
 
 
-def reap(store, experiment_id, stale_after_s, skip=()):
+def reap(
+    store: Store, experiment_id: str, stale_after_s: float, skip: Collection[str] = ()
+) -> list[tuple[str, str, str]]:
     """End KILLED every RUNNING run of the experiment whose process is gone; returns [(name, id, reason)].
 
     ``skip``: run ids never to touch (the calling sweep's own parent run).
@@ -65,12 +76,12 @@ def reap(store, experiment_id, stale_after_s, skip=()):
     return reaped
 
 
-def log_reaped(reaped):
+def log_reaped(reaped: Iterable[tuple[str, str, str]]) -> None:
     for name, run_id, reason in reaped:
         log.info(f"{name} ({run_id[:8]}): was RUNNING, now KILLED ({reason})")
 
 
-def end_orphaned_jobs(store, parent_run_id, reason, grace_s=10.0):
+def end_orphaned_jobs(store: Store, parent_run_id: str, reason: str, grace_s: float = 10.0) -> list[str]:
     """End KILLED a sweep's job runs left RUNNING by a process of this host that is gone.
 
     Live processes get ``grace_s`` seconds to end their own runs first. Returns the runs ended.

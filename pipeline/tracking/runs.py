@@ -5,14 +5,18 @@ environment, so a job on another machine or in a reused worker process
 needs only its composed config.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import platform
 import socket
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -20,6 +24,12 @@ import numpy as np
 from pipeline.runtime import compat
 from pipeline.runtime.machine import blas_info, cpu_model
 from pipeline.tracking import layout
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.data.dataset import Dataset
+    from pipeline.tracking.store import Store
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -37,7 +47,15 @@ class Sweep:
 # ---- sweeps (parent runs) ----
 
 
-def start_sweep(store, experiment_id, sweep_id, sweep_dir, planned_jobs, jobs_at_once, description):
+def start_sweep(
+    store: Store,
+    experiment_id: str,
+    sweep_id: str,
+    sweep_dir: str,
+    planned_jobs: int | None,
+    jobs_at_once: int,
+    description: str,
+) -> str:
     """Create the parent run of a sweep in ``store`` (a ``tracking.store.Store``); returns its run id."""
     client = store.client
     run = client.create_run(
@@ -59,7 +77,7 @@ def start_sweep(store, experiment_id, sweep_id, sweep_dir, planned_jobs, jobs_at
     return run.info.run_id
 
 
-def find_sweep(store, experiment_id, sweep_dir):
+def find_sweep(store: Store, experiment_id: str, sweep_dir: str) -> Sweep | None:
     """The newest running parent run whose sweep directory is ``sweep_dir``, or None."""
     parents = store.client.search_runs(
         [experiment_id],
@@ -78,7 +96,7 @@ def find_sweep(store, experiment_id, sweep_dir):
     return None
 
 
-def sweep_jobs(store, parent_run_id, *conditions):
+def sweep_jobs(store: Store, parent_run_id: str, *conditions: str | None) -> pd.DataFrame:
     """The job runs nested under a sweep's parent run (a ``layout.read_runs`` frame).
 
     conditions: more ``search_runs`` filter clauses, joined with AND (None ones are left out).
@@ -88,7 +106,7 @@ def sweep_jobs(store, parent_run_id, *conditions):
     return layout.read_runs(store, [parent.info.experiment_id], filter_string=" and ".join(clauses))
 
 
-def end_sweep(store, run_id, status, counts, reason=None):
+def end_sweep(store: Store, run_id: str, status: str, counts: Mapping[str, int], reason: str | None = None) -> None:
     """Close the parent run with the jobs' status counts as metrics ({"FINISHED": 11, ...})
     and, when it ends early, the reason."""
     client = store.client
@@ -106,7 +124,15 @@ def end_sweep(store, run_id, status, counts, reason=None):
 
 
 @contextmanager
-def job_run(store, experiment_id, run_name, resolved_config, config_hash, sweep=None, choices=None):
+def job_run(
+    store: Store,
+    experiment_id: str,
+    run_name: str,
+    resolved_config: dict,
+    config_hash: str,
+    sweep: Sweep | None = None,
+    choices: Mapping[str, str] | None = None,
+) -> Iterator[mlflow.ActiveRun]:
     """Open the MLflow run of one job, nested under ``sweep`` when given.
 
     ``choices`` are Hydra's config-group choices ({"optimizer": "adam"}), tagged ``choice.<group>``.
@@ -134,7 +160,7 @@ def job_run(store, experiment_id, run_name, resolved_config, config_hash, sweep=
             raise
 
 
-def finished_run(store, experiment_id, config_hash):
+def finished_run(store: Store, experiment_id: str, config_hash: str) -> tuple[str, dict[str, float]] | None:
     """The newest FINISHED job run with this config hash: (run id, its metrics), or None."""
     found = store.client.search_runs(
         [experiment_id],
@@ -146,7 +172,9 @@ def finished_run(store, experiment_id, config_hash):
     return (found[0].info.run_id, found[0].data.metrics) if found else None
 
 
-def record_reuse(store, experiment_id, sweep, run_name, config_hash, reused_run_id):
+def record_reuse(
+    store: Store, experiment_id: str, sweep: Sweep, run_name: str, config_hash: str, reused_run_id: str
+) -> None:
     """A FINISHED marker run in ``sweep`` that stands for ``reused_run_id``: the job was not trained again."""
     client = store.client
     marker = client.create_run(
@@ -164,7 +192,7 @@ def record_reuse(store, experiment_id, sweep, run_name, config_hash, reused_run_
     client.set_terminated(marker.info.run_id, "FINISHED")
 
 
-def environment_tags():
+def environment_tags() -> dict[str, str]:
     """Where and with what the job ran: host, process, Python, NumPy, CPU, BLAS, git commit."""
     tags = dict(
         zip(
@@ -187,14 +215,16 @@ def environment_tags():
     return tags
 
 
-def log_epoch(epoch, logs):
+def log_epoch(epoch: int, logs: Mapping[str, float]) -> None:
     """One MLflow call per epoch, step = epoch (counted from 0)."""
     mlflow.log_metrics(
         {layout.EPOCH_METRICS[k]: float(v) for k, v in logs.items() if k in layout.EPOCH_METRICS}, step=epoch
     )
 
 
-def log_results(training_time, epochs_run, test_metrics, stop_reason=None):
+def log_results(
+    training_time: float, epochs_run: int, test_metrics: Mapping[str, float], stop_reason: str | None = None
+) -> None:
     mlflow.log_metrics(
         {
             layout.TRAINING_TIME: training_time,
@@ -206,16 +236,16 @@ def log_results(training_time, epochs_run, test_metrics, stop_reason=None):
         mlflow.set_tag(layout.TAG_STOP_REASON, stop_reason)
 
 
-def log_phases(seconds):
+def log_phases(seconds: Mapping[str, float]) -> None:
     """{"data": 0.4, "artifacts": 0.2, "model": 1.1} -> one metric per phase."""
     mlflow.log_metrics({layout.PHASE_METRICS[phase]: value for phase, value in seconds.items()})
 
 
-def log_report_time(store, parent_run_id, seconds):
+def log_report_time(store: Store, parent_run_id: str, seconds: float) -> None:
     store.client.log_metric(parent_run_id, layout.SWEEP_REPORT_TIME, seconds)
 
 
-def log_dataset(store, data):
+def log_dataset(store: Store, data: Dataset) -> None:
     """Tag the run with its dataset and log it as the run's input (the UI's Dataset column and filter)."""
     digest = data.content_hash()
     mlflow.set_tags(
@@ -238,6 +268,7 @@ def log_dataset(store, data):
     }
     if data.n_classes:
         profile["classes"] = data.n_classes
+    source: dict[str, Any]
     if Path(data.source).is_dir():
         source_type, source = "local", {"uri": str(Path(data.source).resolve())}
     else:  # a loader (sklearn.datasets.load_digits) or a description
@@ -252,7 +283,9 @@ def log_dataset(store, data):
     )
     context = mlflow.entities.InputTag(compat.dataset_context_tag(), layout.DATASET_CONTEXT)
     inputs = [mlflow.entities.DatasetInput(dataset, tags=[context])]
-    run_id = mlflow.active_run().info.run_id
+    active = mlflow.active_run()
+    assert active is not None, "log_dataset runs inside job_run"
+    run_id = active.info.run_id
     try:
         store.client.log_inputs(run_id, datasets=inputs)
     except mlflow.MlflowException as exc:
@@ -263,5 +296,5 @@ def log_dataset(store, data):
         store.client.log_inputs(run_id, datasets=inputs)
 
 
-def log_failure(reason):
+def log_failure(reason: str) -> None:
     mlflow.set_tag(layout.TAG_FAILURE, reason[:5000])

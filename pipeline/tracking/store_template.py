@@ -18,12 +18,12 @@ from pathlib import Path
 import mlflow
 
 
-def cache_dir():
+def cache_dir() -> Path:
     """$XDG_CACHE_HOME/fnn-sweep/mlflow-store (or ~/.cache/...)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fnn-sweep" / "mlflow-store"
 
 
-def template_path():
+def template_path() -> Path:
     return cache_dir() / f"empty-mlflow-{mlflow.__version__}.db"
 
 
@@ -39,7 +39,7 @@ def _make_template(path):
         os.replace(db, path)
 
 
-def seed_new_store(path):
+def seed_new_store(path: Path) -> None:
     """If the SQLite file ``path`` does not exist yet, make it a copy of the migrated empty store.
 
     The caller holds the store's lock. Any failure leaves ``path`` absent, and MLflow creates it as usual.
