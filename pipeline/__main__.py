@@ -27,12 +27,21 @@ from pipeline.sweep.grid import without_repeated_values  # noqa: E402
 register_configs()
 
 
+def register_sweeper() -> None:
+    """Make ``hydra/sweeper=grid`` known to Hydra, whatever the install (see pipeline/sweep/hydra_plugin)."""
+    from hydra.core.plugins import Plugins
+    from hydra_plugins.fnn_sweep.grid_sweeper import GridSweeper
+
+    Plugins.instance().register(GridSweeper)
+
+
 @hydra.main(version_base="1.3", config_path="pkg://pipeline.conf", config_name="config")
 def hydra_app(cfg: DictConfig) -> float:
     return run(cfg)
 
 
 def main() -> None:
+    register_sweeper()
     if any(arg in ("-m", "--multirun") for arg in sys.argv[1:]):
         sys.argv[1:], notes = without_repeated_values(sys.argv[1:])
         for note in notes:

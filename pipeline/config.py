@@ -25,6 +25,7 @@ from pipeline.constraints import ConfigError, Flag, Interval, Options, Text, che
 from pipeline.data import DATASETS
 
 TARGET_TRANSFORMS = ("none", "log", "standardize")
+PROGRESS_STYLES = ("auto", "bar", "lines")
 
 
 def project_home() -> str:
@@ -230,6 +231,9 @@ class MlflowConfig(Checked):
     # a tracking server's own artifact store for http(s):// URIs.
     artifact_location: Optional[str] = None
     log_model: bool = True  # the trained model as an MLflow pyfunc model
+    # Each run's loss curve and confusion matrix as PNGs (0.2-0.3 s a job). Off: the MLflow UI plots every
+    # epoch metric itself, each run keeps its confusion matrix as CSV, and the report draws both.
+    log_figures: bool = False
     # A RUNNING run of another host with no heartbeat (epoch metric) for this long is reaped (KILLED).
     # inf: never reap another host's runs.
     stale_after_s: float = 1800.0
@@ -243,6 +247,7 @@ class MlflowConfig(Checked):
         "experiment_name": Text(max_length=MAX_NAME_LENGTH),
         "artifact_location": Text(optional=True),
         "log_model": Flag(),
+        "log_figures": Flag(),
         "stale_after_s": Interval(
             float, 0, math.inf, closed="right", message="must be a positive number of seconds, or inf (never)"
         ),
@@ -252,9 +257,12 @@ class MlflowConfig(Checked):
 @dataclass
 class SweepConfig(Checked):
     rerun: bool = False  # run every job, even one whose identical config already FINISHED
+    # auto: a live progress bar when the console is a terminal, else one line per finished job;
+    # bar or lines: either, whatever the console.
+    progress: str = "auto"
 
     group: ClassVar[str] = "sweep"
-    constraints: ClassVar[dict] = {"rerun": Flag()}
+    constraints: ClassVar[dict] = {"rerun": Flag(), "progress": Options(PROGRESS_STYLES)}
 
 
 @dataclass

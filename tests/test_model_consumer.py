@@ -33,6 +33,7 @@ def sweep(tmp_path_factory, mnist_dir):
         "model.hidden_neurons=32",
         "train.epochs=2",
         "quiet=true",
+        "mlflow.log_figures=true",  # each run's PNGs too, which the UI test opens
         f"report.register_best={MODEL_NAME}",
     )
     assert result.returncode == 0, result.stderr[-3000:]

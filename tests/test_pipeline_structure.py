@@ -26,6 +26,7 @@ ALLOWED_ENVIRONMENT = {
     "FNN_SWEEP_DATA_DIR",
     "XDG_CACHE_HOME",
     "HYDRA_FULL_ERROR",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",  # MLflow's own output setting (pipeline/runtime/lifecycle.py)
     # Credentials, never in the config (pipeline/credentials.py): the environment is their place.
     "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD",

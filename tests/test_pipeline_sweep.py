@@ -1,9 +1,14 @@
 """Real sweeps: `python -m pipeline` subprocesses against a temporary MLflow store."""
 
+import fcntl
 import json
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 
 import mlflow
 import numpy as np
@@ -54,7 +59,16 @@ def test_default_grid_sweep(home, mnist_dir, tmp_path):
             assert [m.step for m in client.get_metric_history(run_id, metric)] == [0, 1], metric
     first = jobs["run_id"].iloc[0]
     artifacts = {a.path for a in client.list_artifacts(first)}
-    assert {"config.yaml", "loss_curve.png", "confusion_matrix.png", "confusion_matrix.csv"} <= artifacts
+    # The confusion matrix as data; no figure per run by default (mlflow.log_figures): the UI plots the
+    # epoch metrics, the report draws the curves and the best run's matrix.
+    assert {"config.yaml", "confusion_matrix.csv"} <= artifacts and not any(a.endswith(".png") for a in artifacts)
+    matrix = pd.read_csv(client.download_artifacts(first, "confusion_matrix.csv", str(tmp_path)), index_col=0)
+    test_rows = matrix.to_numpy().sum()
+    assert matrix.shape == (10, 10) and test_rows > 0
+    accuracy = jobs.set_index("run_id").loc[first, "metrics.test_accuracy"]
+    assert np.trace(matrix.to_numpy()) / test_rows == pytest.approx(accuracy)  # the same predictions
+    report = (home / "reports" / "latest").resolve()
+    assert (report / "confusion_matrix_best.png").stat().st_size > 10_000
     assert (tmp_path / "store" / "mlartifacts").is_dir() and not (home / "mlartifacts").exists()
     tags = client.get_run(first).data.tags
     assert {"dataset_hash", "hostname", "numpy", "blas"} <= set(tags)
@@ -128,6 +142,53 @@ def test_failed_job_is_recorded_and_the_sweep_goes_on(home):
     log = mlflow.artifacts.load_text(f"runs:/{jobs.loc['1000000.0', 'run_id']}/job.log")
     assert "Traceback (most recent call last)" in log and "pipeline.job.train.TrainingDiverged" in log
     assert "job.log" not in {a.path for a in MlflowClient().list_artifacts(jobs.loc["0.01", "run_id"])}
+
+
+def _in_a_terminal(home, *args, columns=100):
+    """Run `python -m pipeline ARGS` with a terminal (a pty ``columns`` wide) as its console; returns
+    (exit status, everything it printed)."""
+    main, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {**os.environ, "FNN_SWEEP_HOME": str(home)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args], cwd=REPO, env=env, stdout=secondary, stderr=secondary
+    )
+    os.close(secondary)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the pty closed: the command and its workers are gone
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(main)
+    return process.wait(timeout=120), output.decode(errors="replace")
+
+
+def test_in_a_terminal_a_progress_bar_and_lines_only_for_failures(home):
+    status, output = _in_a_terminal(
+        home,
+        "-m",
+        "dataset=digits",
+        "train.epochs=1",
+        "model.activation=relu",
+        "model.hidden_neurons=8",
+        "optimizer.lr=0.01,0.1,1e6",
+        *FAST,
+    )
+    assert status == 1, output[-3000:]
+    lines = [line.strip() for line in re.split(r"[\r\n]+", output) if line.strip()]
+    bars = [line for line in lines if line.startswith("sweep:") and "%|" in line]
+    assert bars and "3/3" in bars[-1] and "1 failed" in bars[-1] and "job/s" in bars[-1]
+    # A failed job gets its own line, not glued to the bar; a finished job none (the bar counts it).
+    failed = [line for line in lines if "FAILED: TrainingDiverged" in line and "/3] relu-8" in line]
+    assert len(failed) == 1 and "%|" not in failed[0]
+    assert not any("test accuracy" in line for line in lines)
+    assert not any(re.search(r"#\d+ : ", line) for line in lines)  # nor the launcher's line per job
+    assert any("done: 3 jobs, 1 FAILED, 2 FINISHED" in line for line in lines)
+    assert lines[-1] == "error: 1 of 3 jobs failed (reasons above and in MLflow)"
 
 
 def test_a_single_run_that_fails_exits_1_with_its_run_failed(home):

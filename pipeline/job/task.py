@@ -112,6 +112,7 @@ def _sweep_job(cfg, job):
         settings = validate(cfg)
     except failure.InputError as exc:
         bad_input = exc
+    lookups = time.perf_counter()
     try:
         tracking, experiment_id, sweep = _experiment_and_sweep(cfg, job)
     except store.StoreError as exc:
@@ -123,6 +124,7 @@ def _sweep_job(cfg, job):
         previous = runs.finished_run(tracking, experiment_id, identity)
         if previous is not None:
             return _reuse(previous, tracking, experiment_id, sweep, name, identity, label, job)
+    phases["lookups"] = time.perf_counter() - lookups
     if bad_input is None:
         try:
             data = _load(settings, phases)
@@ -155,6 +157,7 @@ def _run_tracked(prepared, job, bad_input=None, on_open=None):
     sweep = prepared.sweep
     threads = workers.blas_threads(prepared.resolved["compute"]["blas_threads"], sweep.jobs_at_once if sweep else 1)
     prepared.resolved["compute"]["blas_threads"] = threads  # the number used, logged as a param
+    opening = time.perf_counter()
     with runs.job_run(
         prepared.tracking,
         prepared.experiment_id,
@@ -164,6 +167,7 @@ def _run_tracked(prepared, job, bad_input=None, on_open=None):
         sweep,
         job.choices,
     ) as active:
+        prepared.phases["run"] = time.perf_counter() - opening  # the run, its params and tags
         if on_open is not None:
             on_open(active)
         try:

@@ -28,8 +28,10 @@ class TrainingDiverged(RuntimeError):
 def train_and_log(prepared: Prepared, job: JobContext) -> float:
     settings, data, label, phases = prepared.settings, prepared.data, prepared.label, prepared.phases
     assert settings is not None and data is not None, "bad input never reaches training"
+    start = time.perf_counter()
     artifacts.log_config(prepared.resolved)
     runs.log_dataset(prepared.tracking, data)
+    phases["inputs"] = time.perf_counter() - start
     net = build_network(settings.model, settings.train, data)
     optimizer = build_optimizer(settings.optimizer)
     validation = (data.X_val, data.y_val) if len(data.X_val) else None
@@ -60,15 +62,18 @@ def train_and_log(prepared: Prepared, job: JobContext) -> float:
             patience=settings.train.early_stopping_patience,
         )
     training_time = time.perf_counter() - start - callback_seconds
+    phases["epochs"] = callback_seconds  # each epoch's metrics written (the reaper's heartbeat) and its line
     if history.diverged:
         raise TrainingDiverged(divergence_hint(history.stop_reason, settings, job))
 
     test = net.evaluate(data.X_test, data.y_test)
     runs.log_results(training_time, history.epochs, test, history.stop_reason)
     start = time.perf_counter()
-    artifacts.log_loss_curve(history, label.strip("[]"))
+    figures = settings.mlflow.log_figures  # off by default: the UI plots the curves, the report the matrix
+    if figures:
+        artifacts.log_loss_curve(history, label.strip("[]"))
     if data.task == "multiclass" and data.n_classes:
-        artifacts.log_confusion_matrix(data.y_test, net.predict(data.X_test), data.n_classes)
+        artifacts.log_confusion_matrix(data.y_test, net.predict(data.X_test), data.n_classes, figure=figures)
     phases["artifacts"] = time.perf_counter() - start
     if settings.mlflow.log_model:
         start = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Report figures: loss curves per activation, a table's metric vs width, heatmaps.
+"""Report figures: loss curves per activation, a table's metric vs width, heatmaps, the best run's
+confusion matrix.
 
 Each ``plot_*`` draws its figure and returns None, or, when its data has
 nothing to draw (no finished run in it), draws nothing and returns why, for
@@ -7,7 +8,9 @@ the report's index.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import matplotlib
@@ -15,16 +18,18 @@ import matplotlib
 if TYPE_CHECKING:
     from pathlib import Path
 
-    import pandas as pd
     from mlflow import MlflowClient
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR  # noqa: E402
 
+from pipeline.errors import InputError  # noqa: E402
 from pipeline.report.render import fmt  # noqa: E402
-from pipeline.tracking import layout  # noqa: E402
+from pipeline.tracking import artifacts, layout, model_registry  # noqa: E402
 
 TRAIN_LOSS, VAL_LOSS = layout.EPOCH_METRICS["loss"], layout.EPOCH_METRICS["val_loss"]
 
@@ -148,3 +153,34 @@ def _save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_best_confusion_matrix(client: MlflowClient, jobs: pd.DataFrame, path: Path) -> str | None:
+    """The test confusion matrix of the run with the best validation score (as the registry chooses),
+    from the CSV every classification run keeps."""
+    try:
+        best, metric = model_registry.best_job(jobs)
+    except InputError:
+        return "no finished run has a validation score to choose by"
+    with tempfile.TemporaryDirectory() as tmp, _no_download_bar():
+        try:
+            csv = client.download_artifacts(best.run_id, layout.ARTIFACT_CONFUSION_CSV, tmp)
+        except Exception:  # MLflow raises its own error types per artifact store for a missing file
+            return f"the best run ({best.run_name}) has no {layout.ARTIFACT_CONFUSION_CSV}"
+        matrix = pd.read_csv(csv, index_col=0).to_numpy()
+    fig = artifacts.draw_confusion_matrix(matrix, f"{best.run_name}, best {metric}: test set")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return None
+
+
+@contextmanager
+def _no_download_bar():
+    """MLflow draws a progress bar for every download, even of one small file: not in the report's output."""
+    setting = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+    previous = setting.get_raw()
+    setting.set(False)
+    try:
+        yield
+    finally:
+        setting.unset() if previous is None else setting.set(previous)

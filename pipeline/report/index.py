@@ -125,6 +125,14 @@ def _write_files(tracking, jobs, selection, out):
             lambda path: figures.plot_heatmap(time_table, activations, "training time (s)", path, 1, "magma_r"),
         ),
     ]
+    if quality_spec.metric == layout.TEST_ACCURACY:  # classification runs keep a confusion matrix
+        plots.append(
+            (
+                "confusion_matrix_best.png",
+                "The test confusion matrix of the run chosen on validation",
+                lambda path: figures.plot_best_confusion_matrix(tracking.client, jobs, path),
+            )
+        )
     drawn = [(file, title, draw(out / file)) for file, title, draw in plots]
     best_lr = write_best_lr(jobs, axes, quality_spec, selection, out) if layout.LR in axes else None
     literature = literature_rows(jobs)

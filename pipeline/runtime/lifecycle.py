@@ -7,7 +7,7 @@ in this order:
    - a password in a tracking URI leaves argv for the environment (``pipeline.credentials``), so it
      never reaches Hydra's config, files or logs, and workers inherit the result;
    - ``HYDRA_FULL_ERROR`` is set, so Hydra raises composition errors to us instead of printing a
-     traceback, and step 5 turns them into one line;
+     traceback, and step 5 turns them into one line; MLflow's artifact download bars are turned off;
    - for the training command, SIGTERM and Ctrl-C are taken over (``termination``): from here on a
      signal is recorded and ends the command at its next safe point, never mid-write or mid-import;
    - a parallel sweep on the command line starts its workers' fork server (``fork_server``), which
@@ -51,6 +51,9 @@ def begin(trains: bool = False) -> None:
     over signals and may start a parallel sweep's fork server; the report and reap commands don't."""
     sys.argv[1:] = credentials.take_from_argv(sys.argv[1:])
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # before the fork server: its workers inherit it
+    # MLflow draws a download bar whenever it reads an artifact back, even one small file (each job's
+    # model logging does, to check its input example): noise between the sweep's lines.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if trains:
         termination.install()
         fork_server.start_if_parallel_sweep(sys.argv[1:])

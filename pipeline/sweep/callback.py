@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -86,7 +87,11 @@ class SweepTracking(Callback):
             f"Sweep {self.sweep_id}: {planned or 'sweeper-defined'} jobs, {at_once} at a time, "
             f"experiment '{self.experiment_name}' in {store.shown(self.tracking_uri)}"
         )
-        self.progress = SweepProgress(self.store, self.parent_run_id, planned).start()
+        style = settings.sweep.progress
+        bar = style == "bar" or (style == "auto" and sys.stdout.isatty())
+        if bar:  # the launchers' line per job ("#41 : model.activation=relu ..."): the bar says it all
+            logging.getLogger("hydra_plugins").setLevel(logging.WARNING)
+        self.progress = SweepProgress(self.store, self.parent_run_id, planned, bar=bar).start()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         termination.check()  # a signal while the jobs ran: the entry point ends the parent KILLED, not FINISHED

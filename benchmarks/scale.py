@@ -1,0 +1,167 @@
+"""`python -m benchmarks.scale`: what a job costs beyond its training, in studies of many small models.
+
+    python -m benchmarks.scale                      # 96 jobs -> reports/scale_benchmark.md
+    python -m benchmarks.scale --studies 96 1000    # and 1,000 (about 5 minutes here)
+
+Each study is a real `python -m pipeline -m` sweep (parallel default, tracking, models and report
+included) into a fresh store. Overhead per job is (wall x workers - summed training) / jobs: every
+second a worker spent on anything but training, start-up and report included. The breakdown comes
+from the phase timings every job logs (``layout.PHASE_METRICS``); what no phase covers (Hydra's job
+set-up, loky's dispatch, the run's end) is the rest. Run it on a quiet machine: with anything else
+running, the figures are worthless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipeline.config import project_home
+from pipeline.runtime.machine import machine_summary
+from pipeline.runtime.workers import usable_cores
+from pipeline.tracking import layout, store
+
+STUDIES = {
+    # activation x width x lr x seed
+    96: [
+        "dataset=digits",
+        "train.epochs=2",
+        "model.activation=relu,tanh,sigmoid",
+        "model.hidden_neurons=8,16,32,64",
+        "optimizer.lr=0.01,0.03,0.1,0.3",
+        "train.seed=0,1",
+    ],
+    1000: [
+        "dataset=digits",
+        "train.epochs=1",
+        "model.activation=relu,tanh,sigmoid,leaky_relu,elu",
+        "model.hidden_neurons=8,16,32,64,128",
+        "optimizer.lr=0.01,0.03,0.1,0.3",
+        "train.seed=0,1,2,3,4,5,6,7,8,9",
+    ],
+}
+PHASE_NAMES = {
+    "lookups": "store look-ups (experiment, parent run, resume)",
+    "run": "run created with its params and tags",
+    "data": "dataset loaded",
+    "inputs": "config artifact and dataset input",
+    "epochs": "epoch metrics",
+    "artifacts": "confusion matrix (and figures)",
+    "model": "model",
+}
+
+
+def run_study(home: str, overrides: Sequence[str]) -> tuple[float, float]:
+    """Run the sweep in ``home``; returns (wall seconds, command start as epoch seconds)."""
+    command = [sys.executable, "-m", "pipeline", "-m", "quiet=true", *overrides]
+    env = {**os.environ, "FNN_SWEEP_HOME": home}
+    started, clock = time.time(), time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - clock
+    if result.returncode != 0:
+        sys.exit(f"error: the study failed (exit {result.returncode}): {result.stderr.strip().splitlines()[-1:]}")
+    return wall, started
+
+
+def measure(home: str, wall: float, started: float, epochs: int) -> dict[str, float]:
+    """The study's figures, from the runs it left in ``home``'s store; checks nothing was lost."""
+    tracking = store.open_store(f"sqlite:///{home}/mlflow.db")
+    experiment_id = store.find_experiment(tracking.uri, "fnn-sweep")
+    assert experiment_id is not None, "the study made it"
+    runs = layout.read_runs(tracking, [experiment_id])
+    jobs = runs[runs["role"] == layout.ROLE_JOB]
+    [parent] = runs[runs["role"] == layout.ROLE_SWEEP].itertuples()
+    n = len(jobs)
+    workers = len(set(zip(jobs["hostname"], jobs["pid"])))
+    starts, ends = (jobs[column].map(lambda t: t.timestamp()) for column in ("start_time", "end_time"))
+    training = float(jobs[layout.TRAINING_TIME].sum())
+    epoch_metrics = [m for m in layout.EPOCH_METRICS.values() if m in jobs]
+    points = sum(
+        len(tracking.client.get_metric_history(run_id, metric)) for run_id in jobs["run_id"] for metric in epoch_metrics
+    )
+    start_up, after = starts.min() - started, started + wall - ends.max()
+    overhead = (wall * workers - training) / n
+    phases = {
+        name: float(jobs[metric].fillna(0).sum()) / n if metric in jobs else 0.0
+        for name, metric in layout.PHASE_METRICS.items()
+    }
+    # Start-up and the end are spent once; spread over the jobs like everything else.
+    once = (start_up + after) * workers / n
+    result = {
+        "jobs": n,
+        "FINISHED": int((jobs["status"] == "FINISHED").sum()),
+        "nested under the parent run": int((jobs["parent_run_id"] == parent.run_id).sum()),
+        "epoch metric points (expected)": n * epochs * len(epoch_metrics),
+        "epoch metric points (stored)": points,
+        "workers": workers,
+        "wall (s)": wall,
+        "summed training (s)": training,
+        "overhead per job (s)": overhead,
+        "  start-up and end, spread over the jobs": once,
+        "    start-up: command start to the first job's run (s)": start_up,
+        "    end: the last job's end to the command's exit (s)": after,
+        **{f"  {PHASE_NAMES[name]}": seconds for name, seconds in phases.items()},
+        "  the rest: Hydra's job set-up, dispatch, the run's end": overhead - once - sum(phases.values()),
+        "report (s)": float(getattr(parent, layout.SWEEP_REPORT_TIME, float("nan"))),
+    }
+    return result
+
+
+def markdown(results: dict[int, dict[str, float]]) -> str:
+    lines = [
+        "# Scale benchmark: what a job costs beyond its training",
+        "",
+        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m benchmarks.scale`. "
+        f"Machine: {machine_summary()}, {usable_cores()} usable cores. Parallel default launcher, tracking, "
+        "models and report included; each study in a fresh store.",
+        "",
+        *(f"- {n} jobs: `python -m pipeline -m quiet=true {' '.join(STUDIES[n])}`" for n in results),
+        "",
+        "| | " + " | ".join(f"{n} jobs" for n in results) + " |",
+        "| --- |" + " ---: |" * len(results),
+    ]
+    for key in next(iter(results.values())):
+        values = [r[key] for r in results.values()]
+        cells = [
+            f"{v:.0f}" if float(v).is_integer() and "(s)" not in key and "  " not in key else f"{v:.3f}" for v in values
+        ]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Overhead per job = (wall x workers - summed training) / jobs. The indented rows split it: seconds a job",
+        "spent in each phase (mean over jobs), and the rest, which no phase times.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", nargs="+", type=int, default=[96], choices=sorted(STUDIES))
+    parser.add_argument("--out", default=str(Path(project_home()) / "reports" / "scale_benchmark.md"))
+    parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every study")
+    args = parser.parse_args(argv)
+    results = {}
+    for n in args.studies:
+        overrides = [*STUDIES[n], *args.overrides]
+        epochs = int(next(o for o in overrides[::-1] if o.startswith("train.epochs=")).split("=")[1])
+        with tempfile.TemporaryDirectory(prefix="fnn-sweep-scale-") as home:
+            wall, started = run_study(home, overrides)
+            results[n] = measure(home, wall, started, epochs)
+        print(
+            f"{n} jobs: {wall:.1f} s wall, {results[n]['overhead per job (s)']:.3f} s per job beyond training",
+            flush=True,
+        )
+    Path(args.out).write_text(markdown(results))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
