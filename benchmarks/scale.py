@@ -22,14 +22,24 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import cast
 
+from benchmarks.tables import markdown_columns
 from pipeline.config import project_home
 from pipeline.runtime.machine import machine_summary
 from pipeline.runtime.workers import usable_cores
 from pipeline.tracking import layout, store
 
 STUDIES = {
-    # activation x width x lr x seed
+    # activation x width x lr x seed; 4 is a smoke size for the tests, not a measurement
+    4: [
+        "dataset=digits",
+        "train.epochs=1",
+        "model.activation=relu,tanh",
+        "model.hidden_neurons=8",
+        "optimizer.lr=0.1",
+        "train.seed=0,1",
+    ],
     96: [
         "dataset=digits",
         "train.epochs=2",
@@ -47,6 +57,7 @@ STUDIES = {
         "train.seed=0,1,2,3,4,5,6,7,8,9",
     ],
 }
+EARLIER = "sweep-earlier-"  # the sweep ids prefill gives its runs
 PHASE_NAMES = {
     "lookups": "store look-ups (experiment, parent run, resume)",
     "run": "run created with its params and tags",
@@ -56,6 +67,54 @@ PHASE_NAMES = {
     "artifacts": "confusion matrix (and figures)",
     "model": "model",
 }
+
+
+def prefill(home: str, runs: int, per_sweep: int = 100) -> float:
+    """Fill ``home``'s store with ``runs`` FINISHED job runs of earlier sweeps, as the pipeline writes them
+    (tags, 40-odd params, epoch and test metrics; no artifacts); returns the seconds it took."""
+    import mlflow
+    from hydra import compose, initialize_config_module
+    from mlflow.entities import Metric, Param, RunTag
+    from omegaconf import OmegaConf
+
+    from pipeline.config import register_configs
+
+    register_configs()
+    with initialize_config_module("pipeline.conf", version_base="1.3"):
+        config = cast(dict, OmegaConf.to_container(compose("config", overrides=["dataset=digits"]), resolve=False))
+    params = {k: v for k, v in layout.job_params(config).items() if "${" not in str(v)}
+    client = mlflow.MlflowClient(f"sqlite:///{home}/mlflow.db")
+    experiment_id = client.create_experiment("fnn-sweep", artifact_location=f"{home}/mlartifacts")
+    start, now = time.perf_counter(), int(time.time() * 1000)
+    for first in range(0, runs, per_sweep):
+        sweep_id = f"{EARLIER}{first // per_sweep:04d}"
+        parent = client.create_run(
+            experiment_id, run_name=sweep_id, tags={layout.TAG_ROLE: layout.ROLE_SWEEP, layout.TAG_SWEEP_ID: sweep_id}
+        ).info.run_id
+        client.set_terminated(parent, "FINISHED")
+        for i in range(first, min(first + per_sweep, runs)):
+            run = client.create_run(
+                experiment_id,
+                run_name=f"relu-{i}",
+                tags={
+                    layout.TAG_ROLE: layout.ROLE_JOB,
+                    layout.TAG_PARENT: parent,
+                    layout.TAG_SWEEP_ID: sweep_id,
+                    layout.TAG_CONFIG_HASH: f"{i:016x}",
+                },
+            ).info.run_id
+            metrics = [Metric(name, 0.5, now, step) for name in layout.EPOCH_METRICS.values() for step in range(2)] + [
+                Metric(layout.TEST_ACCURACY, 0.9, now, 0),
+                Metric(layout.TRAINING_TIME, 0.01, now, 0),
+            ]
+            client.log_batch(
+                run,
+                metrics=metrics,
+                params=[Param(k, str(v)) for k, v in params.items()],
+                tags=[RunTag("seed", str(i))],
+            )
+            client.set_terminated(run, "FINISHED")
+    return time.perf_counter() - start
 
 
 def run_study(home: str, overrides: Sequence[str]) -> tuple[float, float]:
@@ -71,18 +130,20 @@ def run_study(home: str, overrides: Sequence[str]) -> tuple[float, float]:
 
 
 def measure(home: str, wall: float, started: float, epochs: int) -> dict[str, float]:
-    """The study's figures, from the runs it left in ``home``'s store; checks nothing was lost."""
+    """The study's figures, from the runs it left in ``home``'s store (not ``prefill``'s); checks nothing
+    was lost: every job FINISHED and nested, every epoch metric point stored."""
     tracking = store.open_store(f"sqlite:///{home}/mlflow.db")
     experiment_id = store.find_experiment(tracking.uri, "fnn-sweep")
     assert experiment_id is not None, "the study made it"
     runs = layout.read_runs(tracking, [experiment_id])
+    runs = runs[~runs["sweep_id"].fillna("").str.startswith(EARLIER)]  # not prefill's
     jobs = runs[runs["role"] == layout.ROLE_JOB]
     [parent] = runs[runs["role"] == layout.ROLE_SWEEP].itertuples()
     n = len(jobs)
     workers = len(set(zip(jobs["hostname"], jobs["pid"])))
     starts, ends = (jobs[column].map(lambda t: t.timestamp()) for column in ("start_time", "end_time"))
     training = float(jobs[layout.TRAINING_TIME].sum())
-    epoch_metrics = [m for m in layout.EPOCH_METRICS.values() if m in jobs]
+    epoch_metrics = [m for m in layout.EPOCH_METRICS.values() if m in jobs and jobs[m].notna().any()]
     points = sum(
         len(tracking.client.get_metric_history(run_id, metric)) for run_id in jobs["run_id"] for metric in epoch_metrics
     )
@@ -114,7 +175,14 @@ def measure(home: str, wall: float, started: float, epochs: int) -> dict[str, fl
     return result
 
 
-def markdown(results: dict[int, dict[str, float]]) -> str:
+def _cell(key: str, value: float) -> str:
+    """Counts as integers; seconds with three decimals."""
+    return (
+        f"{value:.0f}" if float(value).is_integer() and "(s)" not in key and not key.startswith(" ") else f"{value:.3f}"
+    )
+
+
+def markdown(results: dict[str, dict[str, float]], studies: Sequence[int]) -> str:
     lines = [
         "# Scale benchmark: what a job costs beyond its training",
         "",
@@ -122,17 +190,10 @@ def markdown(results: dict[int, dict[str, float]]) -> str:
         f"Machine: {machine_summary()}, {usable_cores()} usable cores. Parallel default launcher, tracking, "
         "models and report included; each study in a fresh store.",
         "",
-        *(f"- {n} jobs: `python -m pipeline -m quiet=true {' '.join(STUDIES[n])}`" for n in results),
+        *(f"- {n} jobs: `python -m pipeline -m quiet=true {' '.join(STUDIES[n])}`" for n in studies),
         "",
-        "| | " + " | ".join(f"{n} jobs" for n in results) + " |",
-        "| --- |" + " ---: |" * len(results),
     ]
-    for key in next(iter(results.values())):
-        values = [r[key] for r in results.values()]
-        cells = [
-            f"{v:.0f}" if float(v).is_integer() and "(s)" not in key and "  " not in key else f"{v:.3f}" for v in values
-        ]
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines += markdown_columns(results, _cell)
     lines += [
         "",
         "Overhead per job = (wall x workers - summed training) / jobs. The indented rows split it: seconds a job",
@@ -145,6 +206,9 @@ def markdown(results: dict[int, dict[str, float]]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", nargs="+", type=int, default=[96], choices=sorted(STUDIES))
+    parser.add_argument(
+        "--store-runs", type=int, default=0, help="also run each study against a store already holding this many runs"
+    )
     parser.add_argument("--out", default=str(Path(project_home()) / "reports" / "scale_benchmark.md"))
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every study")
     args = parser.parse_args(argv)
@@ -152,14 +216,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     for n in args.studies:
         overrides = [*STUDIES[n], *args.overrides]
         epochs = int(next(o for o in overrides[::-1] if o.startswith("train.epochs=")).split("=")[1])
-        with tempfile.TemporaryDirectory(prefix="fnn-sweep-scale-") as home:
-            wall, started = run_study(home, overrides)
-            results[n] = measure(home, wall, started, epochs)
-        print(
-            f"{n} jobs: {wall:.1f} s wall, {results[n]['overhead per job (s)']:.3f} s per job beyond training",
-            flush=True,
-        )
-    Path(args.out).write_text(markdown(results))
+        for earlier in sorted({0, args.store_runs}):
+            with tempfile.TemporaryDirectory(prefix="fnn-sweep-scale-") as home:
+                filled = prefill(home, earlier) if earlier else 0.0
+                wall, started = run_study(home, overrides)
+                name = f"{n} jobs" + (f", store of {earlier:,} runs" if earlier else "")
+                results[name] = measure(home, wall, started, epochs)
+            print(
+                f"{name}: {wall:.1f} s wall, {results[name]['overhead per job (s)']:.3f} s per job beyond training"
+                + (f" (store filled in {filled:.0f} s)" if earlier else ""),
+                flush=True,
+            )
+    Path(args.out).write_text(markdown(results, args.studies))
     print(f"wrote {args.out}")
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from benchmarks.tables import markdown_columns
 from pipeline.config import project_home
 from pipeline.data.download import IDX_SOURCES
 from pipeline.data.idx import IDX_FILES
@@ -95,6 +96,10 @@ def breakdown(home: str, wall: float, started: float) -> dict[str, float]:
     }
 
 
+def _cell(key: str, value: float) -> str:
+    return f"{value:.0f}" if key in ("jobs", "workers") else f"{value:.2f}"
+
+
 def markdown(results: Mapping[str, dict], dataset: str, epochs: int) -> str:
     lines = [
         "# Sweep benchmark: the default grid end to end",
@@ -103,13 +108,8 @@ def markdown(results: Mapping[str, dict], dataset: str, epochs: int) -> str:
         f"Dataset {dataset}, {epochs} epochs, 12 jobs (activation x width), tracking, models and report "
         f"included. Machine: {machine_summary()}, {usable_cores()} usable cores.",
         "",
-        "| seconds | " + " | ".join(results) + " |",
-        "| --- |" + " ---: |" * len(results),
     ]
-    keys = list(next(iter(results.values())))
-    for key in keys:
-        cells = [f"{r[key]:.0f}" if key in ("jobs", "workers") else f"{r[key]:.2f}" for r in results.values()]
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines += markdown_columns(results, _cell, corner="seconds")
     lines += [
         "",
         "Sums add up over jobs that ran at once; with W workers the critical path is about sum / W.",

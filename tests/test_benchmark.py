@@ -2,6 +2,7 @@
 
 import pytest
 
+from benchmarks.scale import PHASE_NAMES
 from helpers import REPO, run_pipeline
 
 pytestmark = pytest.mark.slow  # the real benchmark command
@@ -78,3 +79,36 @@ def test_sweep_benchmark_accounts_for_the_wall_time(tmp_path):
     assert 0 < rows["start-up (command start to first job's run)"] < rows["wall"]
     assert 0 <= rows["after the last job (summary, report, exit)"] < rows["wall"]
     assert rows["model logging (sum)"] == 0  # mlflow.log_model=false was passed through to the sweep
+
+
+@pytest.mark.readme("python -m benchmarks.scale", "python -m benchmarks.scale --studies 96 1000 --store-runs 10000")
+def test_scale_benchmark_splits_the_overhead_and_counts_every_record(tmp_path):
+    out = tmp_path / "scale.md"
+    result = run_pipeline(
+        tmp_path,
+        "--studies",
+        "4",
+        "--store-runs",
+        "50",
+        "--out",
+        str(out),
+        "mlflow.log_model=false",
+        module="benchmarks.scale",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = out.read_text().splitlines()
+    assert "|  | 4 jobs | 4 jobs, store of 50 runs |" in lines
+    rows = {
+        cells[0]: [float(c) for c in cells[1:]]
+        for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("| "))
+        if cells[0] and cells[0] != "---"
+    }
+    for column in (0, 1):  # the study's own runs only, in both stores
+        assert rows["jobs"][column] == rows["FINISHED"][column] == rows["nested under the parent run"][column] == 4
+        assert rows["epoch metric points (stored)"][column] == rows["epoch metric points (expected)"][column] == 4 * 5
+        assert rows["overhead per job (s)"][column] > 0
+        phases = [rows[name][column] for name in PHASE_NAMES.values()]
+        assert all(value >= 0 for value in phases) and rows["model"][column] == 0  # log_model=false passed on
+        split = sum(phases) + rows["start-up and end, spread over the jobs"][column]
+        split += rows["the rest: Hydra's job set-up, dispatch, the run's end"][column]
+        assert split == pytest.approx(rows["overhead per job (s)"][column], abs=0.01)  # the rows add up

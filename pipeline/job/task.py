@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from pipeline.tracking.store import Store
 
 log = logging.getLogger("pipeline")
+# (tracking URI, experiment, sweep dir) -> (experiment id, the sweep's parent run), found by this process.
+_found_sweeps: dict[tuple, tuple] = {}
 
 
 def run(cfg: DictConfig) -> float:
@@ -199,9 +201,14 @@ def _experiment_and_sweep(cfg, job):
     """A sweep job's store (``tracking.store.Store``), experiment and sweep (None when the parent run is not
     found: the run is not nested)."""
     tracking = store.open_store(cfg.mlflow.tracking_uri)
+    key = (cfg.mlflow.tracking_uri, cfg.mlflow.experiment_name, job.sweep_dir)
+    if key in _found_sweeps:  # a worker runs many jobs of one sweep: its parent run is found once
+        return (tracking, *_found_sweeps[key])
     experiment_id = store.find_experiment(cfg.mlflow.tracking_uri, cfg.mlflow.experiment_name)
     sweep = runs.find_sweep(tracking, experiment_id, job.sweep_dir) if experiment_id else None
-    if sweep is None:
+    if sweep is not None:
+        _found_sweeps[key] = (experiment_id, sweep)
+    else:
         log.warning(f"no running sweep for {job.sweep_dir} in {cfg.mlflow.tracking_uri}: this job's run is not nested")
         experiment_id = experiment_id or store.prepare_experiment(cfg.mlflow)
     return tracking, experiment_id, sweep

@@ -51,7 +51,7 @@ def write_report(tracking: Store, experiment_name: str, sweep_id: str, out_dir: 
         ``out_dir`` cannot hold a report, or the selection has no finished run to report.
     """
     check_out_dir(out_dir)  # before reading any run
-    jobs, selection, name = select_jobs(load_runs(tracking, experiment_name), sweep_id)
+    jobs, selection, name = select_jobs(load_runs(tracking, experiment_name, sweep_id), sweep_id)
     if not (jobs["status"] == "FINISHED").any():
         counts = ", ".join(f"{n} {s}" for s, n in sorted(jobs["status"].value_counts().items()))
         raise ReportError(f"{selection} has no finished run to report ({counts}); nothing written")

@@ -47,16 +47,21 @@ class Termination:
     def _handle(self, signum, frame):
         self.signum = signum
         _forward(signum)
-        if self._interruptible:
+        if self._interruptible and not _in_a_finalizer(frame):
             self.check()
 
     def _keep_forwarding(self):
         """Forward a pending signal every ``FORWARD_EVERY_S`` until the process exits. (Polled: a
-        signal handler must not take a lock, as setting a ``threading.Event`` would; a daemon thread.)"""
+        signal handler must not take a lock, as setting a ``threading.Event`` would; a daemon thread.)
+
+        A signal that reached an interruptible block inside a finalizer did not end it (see
+        ``_in_a_finalizer``): it is delivered to this process again, to land elsewhere."""
         while True:
             time.sleep(FORWARD_EVERY_S)
             if self.signum is not None:
                 _forward(self.signum)
+                if self._interruptible:
+                    os.kill(os.getpid(), self.signum)
 
     def signal_name(self) -> str:
         """e.g. "SIGINT", or "a signal" when none is pending (an exit for another reason)."""
@@ -87,6 +92,12 @@ class Termination:
         finally:
             self._interruptible = previous
         self.check()
+
+
+def _in_a_finalizer(frame) -> bool:
+    """True when the signal interrupted a weakref callback or a ``__del__``: Python swallows an
+    exception raised there, printing "Exception ignored in ..." with a traceback, and goes on."""
+    return frame is not None and (frame.f_code.co_filename.endswith("weakref.py") or frame.f_code.co_name == "__del__")
 
 
 def _forward(signum: int) -> None:

@@ -11,7 +11,7 @@ below, readers use ``read_runs``, whose frame has plain column names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -147,6 +147,11 @@ def tag_is(tag: str, value: str) -> str:
 
 def status_is(status: str) -> str:
     return f"attributes.status = '{status}'"
+
+
+def run_id_in(run_ids: Iterable[str]) -> str:
+    """A ``search_runs`` filter clause: the run is one of ``run_ids`` (at least one)."""
+    return "attributes.run_id IN (" + ", ".join(f"'{run_id}'" for run_id in run_ids) + ")"
 
 
 def status_is_not(status: str) -> str:
