@@ -14,9 +14,6 @@ running, the figures are worthless.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import cast
 
-from benchmarks.tables import markdown_columns
+from benchmarks.common import markdown_columns, timed_sweep
 from pipeline.config import project_home
 from pipeline.runtime.machine import machine_summary
 from pipeline.runtime.workers import usable_cores
@@ -117,18 +114,6 @@ def prefill(home: str, runs: int, per_sweep: int = 100) -> float:
     return time.perf_counter() - start
 
 
-def run_study(home: str, overrides: Sequence[str]) -> tuple[float, float]:
-    """Run the sweep in ``home``; returns (wall seconds, command start as epoch seconds)."""
-    command = [sys.executable, "-m", "pipeline", "-m", "quiet=true", *overrides]
-    env = {**os.environ, "FNN_SWEEP_HOME": home}
-    started, clock = time.time(), time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - clock
-    if result.returncode != 0:
-        sys.exit(f"error: the study failed (exit {result.returncode}): {result.stderr.strip().splitlines()[-1:]}")
-    return wall, started
-
-
 def measure(home: str, wall: float, started: float, epochs: int) -> dict[str, float]:
     """The study's figures, from the runs it left in ``home``'s store (not ``prefill``'s); checks nothing
     was lost: every job FINISHED and nested, every epoch metric point stored."""
@@ -219,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for earlier in sorted({0, args.store_runs}):
             with tempfile.TemporaryDirectory(prefix="fnn-sweep-scale-") as home:
                 filled = prefill(home, earlier) if earlier else 0.0
-                wall, started = run_study(home, overrides)
+                wall, started = timed_sweep(home, ["quiet=true", *overrides])
                 name = f"{n} jobs" + (f", store of {earlier:,} runs" if earlier else "")
                 results[name] = measure(home, wall, started, epochs)
             print(

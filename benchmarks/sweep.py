@@ -13,16 +13,12 @@ installed, else MNIST (``--dataset``, ``--data-dir``).
 """
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.tables import markdown_columns
+from benchmarks.common import markdown_columns, timed_sweep
 from pipeline.config import project_home
 from pipeline.data.download import IDX_SOURCES
 from pipeline.data.idx import IDX_FILES
@@ -44,24 +40,8 @@ def run_sweep(
     home: str, dataset: str, data_dir: str | None, epochs: int, launcher_overrides: Sequence[str], extra: Sequence[str]
 ) -> tuple[float, float]:
     """Run the sweep in ``home``; returns (wall seconds, command start as epoch seconds)."""
-    command = [
-        sys.executable,
-        "-m",
-        "pipeline",
-        "-m",
-        f"dataset={dataset}",
-        f"train.epochs={epochs}",
-        *([f"dataset.dir={data_dir}"] if data_dir else []),
-        *launcher_overrides,
-        *extra,
-    ]
-    env = {**os.environ, "FNN_SWEEP_HOME": str(home)}
-    started, clock = time.time(), time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - clock
-    if result.returncode != 0:
-        sys.exit(f"error: the sweep failed (exit {result.returncode}): {result.stderr.strip().splitlines()[-1:]}")
-    return wall, started
+    overrides = [f"dataset={dataset}", f"train.epochs={epochs}", *([f"dataset.dir={data_dir}"] if data_dir else [])]
+    return timed_sweep(home, [*overrides, *launcher_overrides, *extra])
 
 
 def breakdown(home: str, wall: float, started: float) -> dict[str, float]:

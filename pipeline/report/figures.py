@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import matplotlib
@@ -25,7 +24,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR  # noqa: E402
 
 from pipeline.errors import InputError  # noqa: E402
 from pipeline.report.render import fmt  # noqa: E402
@@ -162,25 +160,11 @@ def plot_best_confusion_matrix(client: MlflowClient, jobs: pd.DataFrame, path: P
         best, metric = model_registry.best_job(jobs)
     except InputError:
         return "no finished run has a validation score to choose by"
-    with tempfile.TemporaryDirectory() as tmp, _no_download_bar():
+    with tempfile.TemporaryDirectory() as tmp:
         try:
             csv = client.download_artifacts(best.run_id, layout.ARTIFACT_CONFUSION_CSV, tmp)
         except Exception:  # MLflow raises its own error types per artifact store for a missing file
             return f"the best run ({best.run_name}) has no {layout.ARTIFACT_CONFUSION_CSV}"
         matrix = pd.read_csv(csv, index_col=0).to_numpy()
-    fig = artifacts.draw_confusion_matrix(matrix, f"{best.run_name}, best {metric}: test set")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(artifacts.draw_confusion_matrix(matrix, f"{best.run_name}, best {metric}: test set"), path)
     return None
-
-
-@contextmanager
-def _no_download_bar():
-    """MLflow draws a progress bar for every download, even of one small file: not in the report's output."""
-    setting = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
-    previous = setting.get_raw()
-    setting.set(False)
-    try:
-        yield
-    finally:
-        setting.unset() if previous is None else setting.set(previous)

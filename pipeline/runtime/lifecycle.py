@@ -74,7 +74,6 @@ def run(main: Callable[[], object]) -> NoReturn:
         # Python's last collection at exit walks every object the run left (SQLAlchemy, figures):
         # 1-1.5 s after the last line printed. Nothing needs it: the process is ending.
         gc.freeze()
-    raise AssertionError("unreachable: _run always exits")  # pragma: no cover
 
 
 def close_on_exit(closer: Closer) -> None:
@@ -90,7 +89,7 @@ def closed(closer: Closer | None) -> None:
         _open_work.remove(closer)
 
 
-def _run(main: Callable[[], object]) -> None:
+def _run(main: Callable[[], object]) -> NoReturn:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 

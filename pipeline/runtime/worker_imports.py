@@ -20,7 +20,7 @@ import mlflow.pyfunc  # noqa: E402, F401
 import mlflow.pyfunc.scoring_server  # noqa: E402, F401
 import mlflow.tracing.export  # noqa: E402, F401
 import mlflow.tracing.processor  # noqa: E402, F401
-import sklearn.metrics  # noqa: E402, F401  (the confusion matrix)
+import sklearn.metrics  # noqa: E402, F401  (the confusion-matrix figure, mlflow.log_figures)
 import sklearn.model_selection  # noqa: E402, F401  (the validation split)
 import sqlalchemy.dialects.sqlite  # noqa: E402, F401
 

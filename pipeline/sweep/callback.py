@@ -1,8 +1,7 @@
 """Hydra callback around a multirun: pre-flight checks, the sweep's parent run, the summary.
 
-Before any job: the pre-flight checks (``preflight``), then the store and
-experiment are created, and the parent
-run is tagged with the sweep directory that Hydra copies into every job's
+Before any job: the pre-flight checks (``preflight``); then the store and
+experiment are created, and the parent run is tagged with the sweep directory that Hydra copies into every job's
 config. Jobs find it there; nothing travels in the environment.
 """
 

@@ -1,0 +1,33 @@
+"""What the benchmarks share: a timed `python -m pipeline -m` in its own home, and their Markdown tables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+
+def timed_sweep(home: str, overrides: Sequence[str]) -> tuple[float, float]:
+    """Run `python -m pipeline -m OVERRIDES` with FNN_SWEEP_HOME=home; returns (wall seconds, its start
+    as epoch seconds). A failed sweep ends the benchmark with its last error line."""
+    command = [sys.executable, "-m", "pipeline", "-m", *overrides]
+    env = {**os.environ, "FNN_SWEEP_HOME": str(home)}
+    started, clock = time.time(), time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - clock
+    if result.returncode != 0:
+        sys.exit(f"error: the sweep failed (exit {result.returncode}): {result.stderr.strip().splitlines()[-1:]}")
+    return wall, started
+
+
+def markdown_columns(
+    results: Mapping[str, Mapping[str, float]], fmt: Callable[[str, float], str], corner: str = ""
+) -> list[str]:
+    """``results`` {column: {row: value}} as Markdown table lines, rows in the first column's order;
+    ``fmt(row, value)`` writes a cell, ``corner`` heads the row names."""
+    lines = [f"| {corner} | " + " | ".join(results) + " |", "| --- |" + " ---: |" * len(results)]
+    for key in next(iter(results.values())):
+        lines.append(f"| {key} | " + " | ".join(fmt(key, r[key]) for r in results.values()) + " |")
+    return lines
