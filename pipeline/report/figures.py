@@ -12,24 +12,26 @@ import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import InputError
+from pipeline.report.render import fmt
+from pipeline.tracking import artifacts, layout, model_registry
+from pipeline.tracking.artifacts import pyplot  # Matplotlib at the first figure, not at import
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from mlflow import MlflowClient
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from pipeline.errors import InputError  # noqa: E402
-from pipeline.report.render import fmt  # noqa: E402
-from pipeline.tracking import artifacts, layout, model_registry  # noqa: E402
-
 TRAIN_LOSS, VAL_LOSS = layout.EPOCH_METRICS["loss"], layout.EPOCH_METRICS["val_loss"]
+
+
+def _ticker():
+    import matplotlib.ticker
+
+    return matplotlib.ticker
 
 
 def _histories(client, run_ids, metric):
@@ -47,9 +49,11 @@ def plot_loss_curves(
     train, val = _histories(client, finished["run_id"], TRAIN_LOSS), _histories(client, finished["run_id"], VAL_LOSS)
     if not any(train.values()):
         return "no finished run has a loss curve"
-    fig, axes = plt.subplots(1, len(activations), figsize=(4.5 * len(activations), 3.8), squeeze=False, sharey=True)
+    fig, axes = pyplot().subplots(
+        1, len(activations), figsize=(4.5 * len(activations), 3.8), squeeze=False, sharey=True
+    )
     widths = sorted(frame["hidden_neurons"].unique())
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(widths)))
+    colors = pyplot().cm.viridis(np.linspace(0, 0.9, len(widths)))
     for ax, activation in zip(axes[0], activations):
         for width, color in zip(widths, colors):
             cell = finished[(finished["activation"] == activation) & (finished["hidden_neurons"] == width)]
@@ -60,7 +64,7 @@ def plot_loss_curves(
                     mean = np.mean([c[:length] for c in curves], axis=0)
                     ax.plot(np.arange(1, length + 1), mean, style, color=color, label=name)
         ax.set(title=activation, xlabel="epoch", yscale="log")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(_ticker().MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("loss (mean over seeds)")
     if axes[0][-1].get_legend_handles_labels()[0]:  # the last panel may have no finished run
@@ -85,7 +89,7 @@ def plot_vs_width(
     grouped = table.groupby("hidden_neurons")[activations].mean()
     if reason := _nothing_to_draw(grouped, log_y):
         return reason
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     for activation in activations:
         std = None
         if f"{activation}_std" in table:
@@ -94,7 +98,7 @@ def plot_vs_width(
     ax.set_xscale("log", base=2)
     ax.set(xlabel="hidden neurons", ylabel=ylabel)
     ax.set_xticks(grouped.index, [str(w) for w in grouped.index])
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.xaxis.set_minor_formatter(_ticker().NullFormatter())
     if log_y:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
@@ -110,7 +114,7 @@ def plot_validation_vs_lr(cells: pd.DataFrame, activations: Sequence[str], ylabe
     """
     if reason := _nothing_to_draw(cells[["validation"]]):
         return reason
-    fig, axes = plt.subplots(1, len(activations), figsize=(4 * len(activations), 3.6), sharey=True, squeeze=False)
+    fig, axes = pyplot().subplots(1, len(activations), figsize=(4 * len(activations), 3.6), sharey=True, squeeze=False)
     for ax, activation in zip(axes[0], activations):
         mine = cells[cells["activation"] == activation]
         for width, line in mine.groupby("hidden_neurons"):
@@ -133,7 +137,7 @@ def plot_heatmap(
     values = table.groupby("hidden_neurons")[activations].mean()
     if reason := _nothing_to_draw(values):
         return reason
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(activations), 1.2 + 0.6 * len(values)))
+    fig, ax = pyplot().subplots(figsize=(1.6 + 1.3 * len(activations), 1.2 + 0.6 * len(values)))
     image = ax.imshow(values.to_numpy(dtype=float), cmap=cmap, aspect="auto")
     ax.set_xticks(range(len(activations)), activations)
     ax.set_yticks(range(len(values)), [str(w) for w in values.index])
@@ -150,7 +154,7 @@ def plot_heatmap(
 def _save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    pyplot().close(fig)
 
 
 def plot_best_confusion_matrix(client: MlflowClient, jobs: pd.DataFrame, path: Path) -> str | None:

@@ -1,7 +1,8 @@
 """Imported once by the process parallel workers are forked from (``fork_server``).
 
 Everything a job imports, at import or at first use, loaded and set up before any worker forks,
-so that no worker pays for it again. (A module left out here is imported by the job, as before.)
+so that no worker pays for it again. (A module left out here is imported by the job, as before:
+Matplotlib, which only ``mlflow.log_figures=true`` needs in a job, is 0.35 s of the start-up.)
 """
 
 import gc
@@ -14,13 +15,11 @@ signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 import alembic.command  # noqa: E402, F401  (MLflow's SQL store checks its schema version)
 import git  # noqa: E402, F401  (MLflow's source tags)
-import matplotlib.backends.backend_agg  # noqa: E402, F401  (figures)
 import mlflow.models.display_utils  # noqa: E402, F401  (model logging)
 import mlflow.pyfunc  # noqa: E402, F401
 import mlflow.pyfunc.scoring_server  # noqa: E402, F401
 import mlflow.tracing.export  # noqa: E402, F401
 import mlflow.tracing.processor  # noqa: E402, F401
-import sklearn.metrics  # noqa: E402, F401  (the confusion-matrix figure, mlflow.log_figures)
 import sklearn.model_selection  # noqa: E402, F401  (the validation split)
 import sqlalchemy.dialects.sqlite  # noqa: E402, F401
 

@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -33,25 +33,20 @@ ENDED = ("FINISHED", "FAILED", "KILLED")
 END_TIME_SLACK_MS = 10_000
 
 
-def job_line(done: int, planned: int | None, job: Any) -> str:
+def job_line(done: int, planned: int | None, job: layout.RunBrief) -> str:
     """'[3/12] relu-128  test accuracy 93.52%  training 1.2 s' or '[4/12] tanh-32  FAILED: reason'."""
-    head = f"[{done}/{planned or '?'}] {job.run_name}"
-    if job.role == layout.ROLE_REUSED:
-        return f"{head}  skipped: finished in run {job.reused_run}"
+    head = f"[{done}/{planned or '?'}] {job.tag('run_name')}"
+    if job.tag("role") == layout.ROLE_REUSED:
+        return f"{head}  skipped: finished in run {job.tag('reused_run')}"
     if job.status != "FINISHED":
-        return f"{head}  {job.status}: {job.failure_reason or 'no reason recorded'}"
-    if _present(job, layout.TEST_ACCURACY):
-        quality = f"test accuracy {getattr(job, layout.TEST_ACCURACY):.2%}"
-    elif _present(job, layout.TEST_MSE):
-        quality = f"test mse {getattr(job, layout.TEST_MSE):.4f}"
+        return f"{head}  {job.status}: {job.tag('failure_reason') or 'no reason recorded'}"
+    if layout.TEST_ACCURACY in job.metrics:
+        quality = f"test accuracy {job.metrics[layout.TEST_ACCURACY]:.2%}"
+    elif layout.TEST_MSE in job.metrics:
+        quality = f"test mse {job.metrics[layout.TEST_MSE]:.4f}"
     else:
         quality = "no test metric"
-    return f"{head}  {quality}  training {getattr(job, layout.TRAINING_TIME, float('nan')):.1f} s"
-
-
-def _present(job, metric):
-    value = getattr(job, metric, None)
-    return value is not None and value == value  # not NaN
+    return f"{head}  {quality}  training {job.metrics.get(layout.TRAINING_TIME, float('nan')):.1f} s"
 
 
 def sweep_line(done: int, failed: int, running: int, planned: int | None, elapsed: float) -> str:
@@ -82,6 +77,7 @@ class SweepProgress:
         self.reported: set[str] = set()
         self.failed = 0
         self._newest_end = 0  # ms since the epoch: the newest end time seen
+        self._experiment_id: str | None = None
         self.started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="sweep-progress", daemon=True)
@@ -120,10 +116,12 @@ class SweepProgress:
         ``END_TIME_SLACK_MS`` of the newest seen, for clocks of other machines), not the whole sweep:
         reading every run each second costs a core on a sweep of a few hundred jobs.
         """
+        if self._experiment_id is None:
+            self._experiment_id = self.store.client.get_run(self.parent_run_id).info.experiment_id
         ended_lately = None if everything else layout.ended_since(self._newest_end - END_TIME_SLACK_MS)
-        ended = runs.sweep_jobs(self.store, self.parent_run_id, layout.status_is_not("RUNNING"), ended_lately)
-        ended = ended[ended["status"].isin(ENDED)].sort_values("end_time", kind="stable")
-        for job in ended.itertuples():
+        jobs = runs.sweep_job_briefs(self.store, self._experiment_id, self.parent_run_id, ended_lately)
+        ended = [job for job in jobs if job.status in ENDED and job.end_time is not None]
+        for job in ended:
             if job.run_id not in self.reported:
                 self.reported.add(job.run_id)
                 self.failed += job.status != "FINISHED"
@@ -132,13 +130,17 @@ class SweepProgress:
                 elif job.status != "FINISHED":  # above the bar, which is drawn again below it
                     with self.bar.external_write_mode():
                         log.info(job_line(len(self.reported), self.planned, job))
-        if len(ended):
-            self._newest_end = max(self._newest_end, int(ended["end_time"].max().timestamp() * 1000))
-        running = runs.sweep_jobs(self.store, self.parent_run_id, layout.status_is("RUNNING"))
+        self._newest_end = max([self._newest_end, *(job.end_time or 0 for job in ended)])
+        if everything or ended_lately is None:
+            running = sum(job.status == "RUNNING" for job in jobs)
+        else:  # a running run has no end time, so the query above left it out
+            running = len(
+                runs.sweep_job_briefs(self.store, self._experiment_id, self.parent_run_id, layout.status_is("RUNNING"))
+            )
         if self.bar is not None:
-            self.bar.set_postfix_str(f"{self.failed} failed, {len(running)} running", refresh=False)
+            self.bar.set_postfix_str(f"{self.failed} failed, {running} running", refresh=False)
             self.bar.update(len(self.reported) - self.bar.n)
-        return len(self.reported), self.failed, len(running)
+        return len(self.reported), self.failed, running
 
 
 def _bar(planned: int | None) -> tqdm:

@@ -106,6 +106,14 @@ def sweep_jobs(store: Store, parent_run_id: str, *conditions: str | None) -> pd.
     return layout.read_runs(store, [parent.info.experiment_id], filter_string=" and ".join(clauses))
 
 
+def sweep_job_briefs(
+    store: Store, experiment_id: str, parent_run_id: str, *conditions: str | None
+) -> list[layout.RunBrief]:
+    """``sweep_jobs`` as ``layout.RunBrief``s (no frame), for a poll; the caller knows the experiment."""
+    clauses = [layout.tag_is(layout.TAG_PARENT, parent_run_id), *filter(None, conditions)]
+    return layout.read_briefs(store, [experiment_id], filter_string=" and ".join(clauses))
+
+
 def end_sweep(store: Store, run_id: str, status: str, counts: Mapping[str, int], reason: str | None = None) -> None:
     """Close the parent run with the jobs' status counts as metrics ({"FINISHED": 11, ...})
     and, when it ends early, the reason."""
