@@ -74,7 +74,7 @@ class SweepProgress:
         self.store, self.parent_run_id, self.planned = store, parent_run_id, planned
         self.bar = _bar(planned) if bar else None
         self.poll_s, self.summary_s = poll_s, summary_s
-        self.reported: set[str] = set()
+        self.reported: dict[str, int] = {}  # run id -> its end time (ms since the epoch)
         self.failed = 0
         self._newest_end = 0  # ms since the epoch: the newest end time seen
         self._experiment_id: str | None = None
@@ -113,17 +113,23 @@ class SweepProgress:
         """Print a line for each job that ended since the last poll; returns (done, failed, running).
 
         Each poll reads only the running runs and those that ended lately (end times within
-        ``END_TIME_SLACK_MS`` of the newest seen, for clocks of other machines), not the whole sweep:
-        reading every run each second costs a core on a sweep of a few hundred jobs.
+        ``END_TIME_SLACK_MS`` of the newest seen, for clocks of other machines) and were not reported
+        yet, not the whole sweep: reading every run each second costs a core on a sweep of a few
+        hundred jobs.
         """
         if self._experiment_id is None:
             self._experiment_id = self.store.client.get_run(self.parent_run_id).info.experiment_id
-        ended_lately = None if everything else layout.ended_since(self._newest_end - END_TIME_SLACK_MS)
-        jobs = runs.sweep_job_briefs(self.store, self._experiment_id, self.parent_run_id, ended_lately)
+        since = self._newest_end - END_TIME_SLACK_MS
+        ended_lately = None if everything else layout.ended_since(since)
+        # Runs reported already but still inside the window are left out by id: a sweep of thousands
+        # ends several jobs a second, and reading each one's params again every poll costs a core.
+        seen = [run_id for run_id, end in self.reported.items() if end >= since] if ended_lately else []
+        not_seen = layout.run_id_not_in(seen) if seen else None
+        jobs = runs.sweep_job_briefs(self.store, self._experiment_id, self.parent_run_id, ended_lately, not_seen)
         ended = [job for job in jobs if job.status in ENDED and job.end_time is not None]
         for job in ended:
             if job.run_id not in self.reported:
-                self.reported.add(job.run_id)
+                self.reported[job.run_id] = job.end_time or 0
                 self.failed += job.status != "FINISHED"
                 if self.bar is None:
                     log.info(job_line(len(self.reported), self.planned, job))

@@ -155,6 +155,11 @@ def run_id_in(run_ids: Iterable[str]) -> str:
     return "attributes.run_id IN (" + ", ".join(f"'{run_id}'" for run_id in run_ids) + ")"
 
 
+def run_id_not_in(run_ids: Iterable[str]) -> str:
+    """A ``search_runs`` filter clause: the run is none of ``run_ids`` (at least one)."""
+    return "attributes.run_id NOT IN (" + ", ".join(f"'{run_id}'" for run_id in run_ids) + ")"
+
+
 def ended_since(ms: int) -> str:
     """Runs whose end time is ``ms`` (milliseconds since the epoch) or later."""
     return f"attributes.end_time >= {int(ms)}"
