@@ -260,9 +260,20 @@ class SweepConfig(Checked):
     # auto: a live progress bar when the console is a terminal, else one line per finished job;
     # bar or lines: either, whatever the console.
     progress: str = "auto"
+    # Set by hydra/sweeper=optuna on each trial's job (tags of its run, not params): the study, the trial,
+    # and where the study is stored (the job reports its validation metric there every epoch to prune).
+    study: Optional[str] = None
+    trial: Optional[int] = None
+    study_storage: Optional[str] = None
 
     group: ClassVar[str] = "sweep"
-    constraints: ClassVar[dict] = {"rerun": Flag(), "progress": Options(PROGRESS_STYLES)}
+    constraints: ClassVar[dict] = {
+        "rerun": Flag(),
+        "progress": Options(PROGRESS_STYLES),
+        "study": Text(optional=True, max_length=MAX_NAME_LENGTH),
+        "trial": Interval(int, 0, None, optional=True, message="must be a trial number >= 0"),
+        "study_storage": Text(optional=True),
+    }
 
 
 @dataclass

@@ -24,7 +24,8 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
-URI_KEYS = ("mlflow.tracking_uri", "mlflow.artifact_location")  # config keys whose values are URIs
+# Config keys whose values are URIs: MLflow's store, its artifacts, a search's Optuna storage.
+URI_KEYS = ("mlflow.tracking_uri", "mlflow.artifact_location", "hydra.sweeper.storage", "sweep.study_storage")
 SECRET_QUERY_KEYS = re.compile(r"token|secret|password|passwd|pwd|key|sig|signature|credential|auth", re.I)
 _OVERRIDE = re.compile(r"^(?P<prefix>[+~]{0,2})(?P<key>[\w.]+)=(?P<value>.*)$", re.S)
 

@@ -1,4 +1,5 @@
-"""Any install works: a built wheel in a fresh venv runs a job from a directory outside the repository."""
+"""Any install works: a built wheel in a fresh venv runs a job, a sweep and a search from a directory outside
+the repository."""
 
 import os
 import shutil
@@ -82,3 +83,27 @@ def test_a_wheel_in_a_fresh_venv_runs_a_job_outside_the_repository(tmp_path):
         check=True,
     ).stdout
     assert str(venv) in imported  # the installed copy ran, not the checkout
+    # The search sweeper ships in Hydra's plugin namespace, where a wheel's Hydra finds it too.
+    searched = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pipeline",
+            "-m",
+            "hydra/sweeper=optuna",
+            "hydra.sweeper.n_trials=2",
+            "dataset=digits",
+            "train.epochs=1",
+            "model.activation=relu",
+            "model.hidden_neurons=interval(8, 16)",
+            "quiet=true",
+            "mlflow.log_model=false",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert searched.returncode == 0, searched.stderr[-3000:]
+    assert (elsewhere / "optuna.db").is_file() and "Best trial" in searched.stdout

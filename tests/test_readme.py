@@ -71,6 +71,9 @@ def test_the_ci_script_runs_readmes_test_command_word_for_word():
 
 ONE_JOB = ("model.activation=relu", "model.hidden_neurons=32", "train.epochs=1")  # narrows any grid to one job
 
+SEARCH = ("hydra.sweeper.n_trials=2", "model.hidden_neurons=interval(8, 16)", "train.epochs=1")
+JOBS_OF_A_SEARCH = 2
+
 # README command -> what the test adds: a README sweep narrowed to one quick job on the test digits.
 # (Other README commands run in the tests that need them: see their readme marks.)
 PIPELINE_COMMANDS = {
@@ -80,6 +83,12 @@ PIPELINE_COMMANDS = {
     "python -m pipeline -m compute.blas_threads=2": ONE_JOB,
     "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": (*ONE_JOB, "optimizer.lr=0.03,0.3"),
     "python -m pipeline -m +experiment=lr_study_published train.seed=0,1,2": (*ONE_JOB, "optimizer.lr=0.03,0.3"),
+    # A search, narrowed to two quick trials.
+    "python -m pipeline -m hydra/sweeper=optuna hydra.sweeper.n_trials=40 'optimizer.lr=tag(log, interval(1e-3, 1))' "
+    "'model.hidden_neurons=interval(16, 512)' 'model.activation=choice(relu,tanh,sigmoid)' "
+    "'model.hidden_layers=range(1,4)' train.batch_size=32,64,128": SEARCH,
+    "python -m pipeline -m hydra/sweeper=optuna hydra.sweeper.pruner=median 'optimizer.lr=tag(log, interval(1e-3, 1))' "
+    "model.activation=relu,tanh": (*SEARCH, "train.epochs=2"),
 }
 JOBS = {
     "python -m pipeline -m train.seed=0,1,2": 3,
@@ -101,7 +110,10 @@ def test_readme_pipeline_commands_run(command, home, mnist_dir):
     result = run_pipeline(home, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = jobs_of(mlflow_runs(home))
-    assert len(jobs) == JOBS.get(command, 1) and set(jobs["status"]) == {"FINISHED"}
+    searched = "hydra/sweeper=optuna" in command
+    assert len(jobs) == (JOBS_OF_A_SEARCH if searched else JOBS.get(command, 1)) and set(jobs["status"]) == {"FINISHED"}
+    if searched:  # every trial a child run tagged with its study, which optuna.db keeps beside mlflow.db
+        assert jobs["tags.fnn_sweep.trial"].notna().all() and (home / "optuna.db").is_file()
     if "blas_threads=2" in command:
         assert set(jobs["params.compute.blas_threads"]) == {"2"}
     if "published" in command:

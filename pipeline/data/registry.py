@@ -81,6 +81,14 @@ def _xor(cfg, seed, cache_dir):
     return "multiclass", 2, X, y, X.copy(), y.copy(), "the four XOR points"
 
 
+REGRESSION = ("diabetes", "california_housing")  # the datasets whose task is "regression"; the rest classify
+
+
+def task_of(name: str) -> str:
+    """A registered dataset's task without loading it: "regression" or "multiclass"."""
+    return "regression" if name in REGRESSION else "multiclass"
+
+
 DATASETS = {
     "mnist": _idx_dataset("mnist"),
     "fashion_mnist": _idx_dataset("fashion_mnist"),

@@ -22,6 +22,9 @@ class JobContext:
     number: int | None = None  # 0-based index in the sweep
     log_file: Path | None = None
     choices: dict = field(default_factory=dict)
+    # A search's pruner (hydra.sweeper.pruner, .pruner_settings), as every trial's job must build it too.
+    pruner: str = "none"
+    pruner_settings: dict = field(default_factory=dict)
 
     @property
     def in_sweep(self) -> bool:
@@ -39,9 +42,12 @@ class JobContext:
             return cls()
         hydra_cfg = HydraConfig.get()
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
+        sweeper = hydra_cfg.sweeper if multirun else {}
         return cls(
             sweep_dir=str(hydra_cfg.sweep.dir) if multirun else None,
             number=hydra_cfg.job.num if multirun else None,
             log_file=Path(hydra_cfg.runtime.output_dir) / f"{hydra_cfg.job.name}.log",
             choices={k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")},
+            pruner=str(sweeper.get("pruner") or "none"),
+            pruner_settings=dict(sweeper.get("pruner_settings") or {}),
         )

@@ -78,7 +78,7 @@ def _single_run(cfg, job):
         if experiment_id is not None and not cfg.sweep.rerun:
             previous = runs.finished_run(tracking, experiment_id, identity)
             if previous is not None:
-                return _reuse(previous, tracking, experiment_id, None, name, identity, label, job)
+                return _reuse(previous, tracking, experiment_id, None, name, resolved, identity, label, job)
         phases = {}
         data = _load(settings, phases)
         experiment_id = experiment_id or store.prepare_experiment(cfg.mlflow)
@@ -125,7 +125,7 @@ def _sweep_job(cfg, job):
     if bad_input is None and not cfg.sweep.rerun:
         previous = runs.finished_run(tracking, experiment_id, identity)
         if previous is not None:
-            return _reuse(previous, tracking, experiment_id, sweep, name, identity, label, job)
+            return _reuse(previous, tracking, experiment_id, sweep, name, resolved, identity, label, job)
     phases["lookups"] = time.perf_counter() - lookups
     if bad_input is None:
         try:
@@ -214,11 +214,11 @@ def _experiment_and_sweep(cfg, job):
     return tracking, experiment_id, sweep
 
 
-def _reuse(previous, tracking, experiment_id, sweep, name, identity, label, job):
+def _reuse(previous, tracking, experiment_id, sweep, name, resolved, identity, label, job):
     """Skip a job whose identical config FINISHED in ``previous`` (run id, metrics); returns its result."""
     run_id, metrics = previous
     if sweep is not None:
-        runs.record_reuse(tracking, experiment_id, sweep, name, identity, run_id)
+        runs.record_reuse(tracking, experiment_id, sweep, name, identity, run_id, layout.trial_tags(resolved))
     job.summary_log.info(f"{label} skipped: finished in run {run_id}")
     for key in ("val_accuracy", "val_mse"):
         if layout.EPOCH_METRICS[key] in metrics:

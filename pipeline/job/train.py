@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.job.build import build_network, build_optimizer
 from pipeline.job.inputs import preset_hint
+from pipeline.job.pruning import TrialPruning
 from pipeline.runtime.termination import termination
 from pipeline.tracking import artifacts, runs
 from pipeline.tracking.model import log_pyfunc_model
@@ -40,14 +41,17 @@ def train_and_log(prepared: Prepared, job: JobContext) -> float:
     show_epochs = settings.verbose if job.in_sweep else not settings.quiet
     epoch_level = logging.INFO if show_epochs else logging.DEBUG
     summary = job.summary_log
+    pruning = TrialPruning.for_job(settings, job, data.task)
 
     def on_epoch_end(epoch, logs):
         nonlocal callback_seconds
         start = time.perf_counter()
-        with termination.shielded():  # a signal waits for the write, then ends training
+        with termination.shielded():  # a signal waits for the writes, then ends training
             runs.log_epoch(epoch, logs)
             log.log(epoch_level, status_line(label, epoch, epochs, logs))
+            stop = pruning is not None and pruning.should_stop(epoch, logs)
             callback_seconds += time.perf_counter() - start
+        return stop
 
     start = time.perf_counter()
     with termination.interruptible():
@@ -66,6 +70,10 @@ def train_and_log(prepared: Prepared, job: JobContext) -> float:
     if history.diverged:
         raise TrainingDiverged(divergence_hint(history.stop_reason, settings, job))
 
+    pruned_after = pruning.pruned_after if pruning is not None else None
+    if pruned_after is not None:
+        history.stop_reason = f"pruned by the {job.pruner} pruner after epoch {pruned_after}"
+        runs.log_pruned(pruned_after)
     test = net.evaluate(data.X_test, data.y_test)
     runs.log_results(training_time, history.epochs, test, history.stop_reason)
     start = time.perf_counter()
@@ -80,6 +88,8 @@ def train_and_log(prepared: Prepared, job: JobContext) -> float:
         log_pyfunc_model(net, data.X_test[:2])
         phases["model"] = time.perf_counter() - start
     runs.log_phases(phases)
+    if pruning is not None and pruned_after is not None:
+        pruning.tell_pruned()
 
     if data.task == "multiclass":
         summary.info(f"{label} test accuracy {test['accuracy']:.2%}, training {training_time:.1f} s")

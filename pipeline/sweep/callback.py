@@ -18,7 +18,7 @@ from hydra.experimental.callback import Callback
 
 from pipeline.runtime import failure, lifecycle, workers
 from pipeline.runtime.termination import termination
-from pipeline.sweep import preflight
+from pipeline.sweep import preflight, search
 from pipeline.sweep.progress import SweepProgress
 from pipeline.tracking import layout, reaper, runs, store
 
@@ -100,7 +100,9 @@ class SweepTracking(Callback):
         except Exception as exc:  # Hydra would only warn; the entry point ends the parent run FAILED
             failure.abort(exc)
         lifecycle.closed(self._end_open_sweep)
-        report_dir = self._write_report(config) if config.report.after_sweep else None
+        if search.is_search_sweeper(config.hydra.sweeper):
+            self._summarize_study(config)
+        report_dir = self._write_report(config) if config.report.after_sweep and len(jobs) else None
         if config.report.register_best:
             self._register_best(config.report.register_best)
         log.info(
@@ -131,13 +133,23 @@ class SweepTracking(Callback):
         self.parent_open = False
 
         log.info(
-            f"Sweep {self.sweep_id} done: {len(jobs)} jobs, "
-            + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            f"Sweep {self.sweep_id} done: {len(jobs)} jobs"
+            + "".join(f", {n} {status}" for status, n in sorted(counts.items()))
             + (f" ({reused} reused: finished before, not trained again)" if reused else "")
         )
         for row in failed.itertuples():
             log.info(f"  {row.run_name}: {row.status} ({row.failure_reason or 'no reason recorded'})")
         return jobs
+
+    def _summarize_study(self, config):
+        """A search's study after its trials: by state, and its best trial."""
+
+        def summary():
+            space = search.parse_space(config.hydra.sweeper.get("params"), config.hydra.overrides.task)
+            for line in search.summary_lines(search.plan(config.hydra.sweeper, config, space)):
+                log.info(line)
+
+        _after_the_runs(summary, "study not summarized", "optuna-dashboard on the study's storage")
 
     def _write_report(self, config):
         """Write the sweep's report; returns its directory, or None when it could not be written."""

@@ -2,8 +2,9 @@
 one line and exit 2 with nothing recorded.
 
 In order: the launcher's settings; the workers' fork server starts importing (on the other core);
-every job's config is composed and validated; each distinct dataset is loaded once and every job's
-batch size and memory checked against it; the report's folder; the tracking server answers.
+every job's config is composed and validated (a search's: each dimension at its extremes); each
+distinct dataset is loaded once and every job's batch size and memory checked against it; the
+report's folder; the tracking server answers; a search's settings, and its study's storage answers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pipeline.job.inputs import check_fits, dataset_key
 from pipeline.report.publish import check_out_dir
 from pipeline.runtime import workers
 from pipeline.runtime.termination import termination
+from pipeline.sweep import search
 from pipeline.sweep.grid import app_overrides, compose_jobs, is_grid_sweeper, job_overrides
 from pipeline.tracking import store
 
@@ -42,6 +44,9 @@ def check(config: DictConfig) -> tuple[Any, int | None]:
     if settings.report.after_sweep:
         check_out_dir(settings.report.out_dir)  # a report that could not be written: say so now
     store.probe(settings.mlflow.tracking_uri)
+    if search.is_search_sweeper(config.hydra.sweeper):  # its settings, and the study's storage answers
+        space = search.parse_space(config.hydra.sweeper.get("params"), config.hydra.overrides.task)
+        planned = search.trials_left(search.plan(config.hydra.sweeper, settings, space))
     return settings, planned
 
 
@@ -54,7 +59,10 @@ def validate_jobs(config: DictConfig) -> tuple[list, int | None]:
         The first bad value, as one line.
     """
     sweeper = config.hydra.sweeper
-    jobs = job_overrides(sweeper.get("params"), config.hydra.overrides.task)
+    if search.is_search_sweeper(sweeper):  # every value a trial can get: each dimension's extremes
+        jobs = search.parse_space(sweeper.get("params"), config.hydra.overrides.task).check_jobs()
+    else:
+        jobs = job_overrides(sweeper.get("params"), config.hydra.overrides.task)
     settings = [validate(job) for job in compose_jobs(config.hydra.job.config_name, map(app_overrides, jobs))]
     return settings, (len(jobs) if is_grid_sweeper(sweeper) else None)
 

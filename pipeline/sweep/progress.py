@@ -34,8 +34,10 @@ END_TIME_SLACK_MS = 10_000
 
 
 def job_line(done: int, planned: int | None, job: layout.RunBrief) -> str:
-    """'[3/12] relu-128  test accuracy 93.52%  training 1.2 s' or '[4/12] tanh-32  FAILED: reason'."""
-    head = f"[{done}/{planned or '?'}] {job.tag('run_name')}"
+    """'[3/12] relu-128  test accuracy 93.52%  training 1.2 s' or '[4/12] tanh-32  FAILED: reason';
+    a search's trials say their number ('[3/40] trial 17 relu-200 ...') and when they were pruned."""
+    trial = f"trial {job.tag('trial')} " if job.tag("trial") is not None else ""
+    head = f"[{done}/{planned or '?'}] {trial}{job.tag('run_name')}"
     if job.tag("role") == layout.ROLE_REUSED:
         return f"{head}  skipped: finished in run {job.tag('reused_run')}"
     if job.status != "FINISHED":
@@ -46,7 +48,8 @@ def job_line(done: int, planned: int | None, job: layout.RunBrief) -> str:
         quality = f"test mse {job.metrics[layout.TEST_MSE]:.4f}"
     else:
         quality = "no test metric"
-    return f"{head}  {quality}  training {job.metrics.get(layout.TRAINING_TIME, float('nan')):.1f} s"
+    pruned = f"  pruned after epoch {job.tag('pruned')}" if job.tag("pruned") is not None else ""
+    return f"{head}  {quality}  training {job.metrics.get(layout.TRAINING_TIME, float('nan')):.1f} s{pruned}"
 
 
 def sweep_line(done: int, failed: int, running: int, planned: int | None, elapsed: float) -> str:

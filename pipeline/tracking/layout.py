@@ -95,6 +95,8 @@ TAG_DATASET, TAG_DATASET_HASH, TAG_DATASET_SOURCE = "dataset", "dataset_hash", "
 DATASET_CONTEXT = "training"  # the run's logged input: name, digest (= dataset_hash), source, split sizes
 ENVIRONMENT_TAGS = ("hostname", "pid", "python", "numpy", "cpu", "cpu_count", "blas")  # runs.environment_tags' order
 BLAS_THREADS = "compute.blas_threads"  # param: the BLAS threads a job used
+TAG_STUDY, TAG_TRIAL = "fnn_sweep.study", "fnn_sweep.trial"  # a search trial's run: its Optuna study and number
+TAG_PRUNED = "pruned"  # a pruned trial's run: the epochs it ran before its pruner stopped it
 CHOICE_TAG_PREFIX = "choice."  # Hydra's group choices: choice.optimizer = sgd
 
 # ---- artifacts ----
@@ -120,15 +122,29 @@ TAG_COLUMNS = {
     "git_commit": TAG_GIT_COMMIT,
     "config_hash": TAG_CONFIG_HASH,
     "reused_run": TAG_REUSED_RUN,
+    "study": TAG_STUDY,
+    "trial": TAG_TRIAL,
+    "pruned": TAG_PRUNED,
     **{t: t for t in ENVIRONMENT_TAGS},
 }
 
 
+# A search trial's identity: tags of its run (``trial_tags``), not params, which would differ in every
+# run; where its study is stored is neither.
+TRIAL_KEYS = {"sweep.study": TAG_STUDY, "sweep.trial": TAG_TRIAL, "sweep.study_storage": None}
+
+
 def job_params(resolved_config: Mapping[str, Any]) -> dict[str, Any]:
     """Params of a job run from its resolved config (nested dicts): dotted keys plus aliases."""
-    flat = _flatten(resolved_config)
+    flat = {key: value for key, value in _flatten(resolved_config).items() if key not in TRIAL_KEYS}
     params = {**flat, **{alias: flat[key] for alias, key in PARAM_ALIASES.items() if key in flat}}
     return {key: "None" if value is None else value for key, value in params.items()}
+
+
+def trial_tags(resolved_config: Mapping[str, Any]) -> dict[str, str]:
+    """A search trial's run tags (study and trial number) from its resolved config; {} outside a search."""
+    flat = _flatten(resolved_config)
+    return {tag: str(flat[key]) for key, tag in TRIAL_KEYS.items() if tag and flat.get(key) is not None}
 
 
 def _flatten(mapping, prefix=""):

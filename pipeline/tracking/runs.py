@@ -153,6 +153,7 @@ def job_run(
         layout.TAG_ROLE: layout.ROLE_JOB,
         layout.TAG_CONFIG_HASH: config_hash,
         **environment_tags(),
+        **layout.trial_tags(resolved_config),
         **{f"{layout.CHOICE_TAG_PREFIX}{group}": str(option) for group, option in (choices or {}).items()},
     }
     if sweep is not None:
@@ -181,9 +182,17 @@ def finished_run(store: Store, experiment_id: str, config_hash: str) -> tuple[st
 
 
 def record_reuse(
-    store: Store, experiment_id: str, sweep: Sweep, run_name: str, config_hash: str, reused_run_id: str
+    store: Store,
+    experiment_id: str,
+    sweep: Sweep,
+    run_name: str,
+    config_hash: str,
+    reused_run_id: str,
+    tags: Mapping[str, str] | None = None,
 ) -> None:
-    """A FINISHED marker run in ``sweep`` that stands for ``reused_run_id``: the job was not trained again."""
+    """A FINISHED marker run in ``sweep`` that stands for ``reused_run_id``: the job was not trained again.
+
+    ``tags``: more tags (a search trial's study and number)."""
     client = store.client
     marker = client.create_run(
         experiment_id,
@@ -195,6 +204,7 @@ def record_reuse(
             layout.TAG_CONFIG_HASH: config_hash,
             layout.TAG_REUSED_RUN: reused_run_id,
             **environment_tags(),
+            **(tags or {}),
         },
     )
     client.set_terminated(marker.info.run_id, "FINISHED")
@@ -242,6 +252,11 @@ def log_results(
     )
     if stop_reason:
         mlflow.set_tag(layout.TAG_STOP_REASON, stop_reason)
+
+
+def log_pruned(epochs_run: int) -> None:
+    """Tag the active run as a pruned search trial that ran ``epochs_run`` epochs."""
+    mlflow.set_tag(layout.TAG_PRUNED, str(epochs_run))
 
 
 def log_phases(seconds: Mapping[str, float]) -> None:
