@@ -229,6 +229,14 @@ def test_hopeless_trials_are_pruned_from_the_workers_and_the_best_never(tmp_path
         ).fetchall()
     assert points == len(pruned[0].intermediate_values)
     assert "pruned after epoch" in result.stdout
+    # The report: table cells leave the pruned runs out; its search section lists them and what they saved.
+    report = (tmp_path / "reports" / "latest" / "report.md").read_text()
+    assert f"runs MLflow holds ({len(trials) - len(pruned)} runs" in report
+    saved = sum(6 - len(t.intermediate_values) for t in pruned)
+    assert f"## Search: {len(trials)} trials of " in report
+    assert f"### Pruned trials: {len(pruned)}, {saved} epochs not trained" in report
+    assert (tmp_path / "reports" / "latest" / "optimization_history.png").is_file()
+    assert (tmp_path / "reports" / "latest" / "param_importances.png").is_file()
 
     # The optional viewer (the test extra installs it): README's command, on a free port of 127.0.0.1.
     dashboard = shutil.which("optuna-dashboard")

@@ -23,6 +23,7 @@ from pipeline.tracking.artifacts import pyplot  # Matplotlib at the first figure
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from matplotlib.figure import Figure
     from mlflow import MlflowClient
 
 TRAIN_LOSS, VAL_LOSS = layout.EPOCH_METRICS["loss"], layout.EPOCH_METRICS["val_loss"]
@@ -69,7 +70,7 @@ def plot_loss_curves(
     axes[0][0].set_ylabel("loss (mean over seeds)")
     if axes[0][-1].get_legend_handles_labels()[0]:  # the last panel may have no finished run
         axes[0][-1].legend(fontsize=7, ncol=2)
-    _save(fig, path)
+    save_figure(fig, path)
     return None
 
 
@@ -103,7 +104,7 @@ def plot_vs_width(
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
     return None
 
 
@@ -127,7 +128,7 @@ def plot_validation_vs_lr(cells: pd.DataFrame, activations: Sequence[str], ylabe
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
     axes[0][-1].legend(title="hidden neurons", fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
     return None
 
 
@@ -147,11 +148,12 @@ def plot_heatmap(
         dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
         ax.text(j, i, fmt(value, digits), ha="center", va="center", fontsize=9, color="white" if dark else "black")
     fig.colorbar(image, ax=ax)
-    _save(fig, path)
+    save_figure(fig, path)
     return None
 
 
-def _save(fig, path):
+def save_figure(fig: Figure, path: Path) -> None:
+    """Lay out, write (110 dpi) and close ``fig``."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     pyplot().close(fig)
@@ -170,5 +172,5 @@ def plot_best_confusion_matrix(client: MlflowClient, jobs: pd.DataFrame, path: P
         except Exception:  # MLflow raises its own error types per artifact store for a missing file
             return f"the best run ({best.run_name}) has no {layout.ARTIFACT_CONFUSION_CSV}"
         matrix = pd.read_csv(csv, index_col=0).to_numpy()
-    _save(artifacts.draw_confusion_matrix(matrix, f"{best.run_name}, best {metric}: test set"), path)
+    save_figure(artifacts.draw_confusion_matrix(matrix, f"{best.run_name}, best {metric}: test set"), path)
     return None

@@ -14,6 +14,7 @@ from pipeline.report.best_lr import STEM as BEST_LR_STEM
 from pipeline.report.best_lr import write_best_lr
 from pipeline.report.publish import check_out_dir, report_folder
 from pipeline.report.render import fmt, latex_table, markdown_table
+from pipeline.report.search import trials_of, write_search_section
 from pipeline.report.select import ReportError, extra_axes, load_runs, select_jobs
 from pipeline.report.tables import cell_frame, label, ordered_activations, published_comparison, summarize, table_specs
 from pipeline.tracking import layout
@@ -51,16 +52,22 @@ def write_report(tracking: Store, experiment_name: str, sweep_id: str, out_dir: 
         ``out_dir`` cannot hold a report, or the selection has no finished run to report.
     """
     check_out_dir(out_dir)  # before reading any run
-    jobs, selection, name = select_jobs(load_runs(tracking, experiment_name, sweep_id), sweep_id)
+    runs = load_runs(tracking, experiment_name, sweep_id)
+    jobs, selection, name = select_jobs(runs, sweep_id)
     if not (jobs["status"] == "FINISHED").any():
         counts = ", ".join(f"{n} {s}" for s, n in sorted(jobs["status"].value_counts().items()))
         raise ReportError(f"{selection} has no finished run to report ({counts}); nothing written")
     with report_folder(out_dir, name) as out:
-        _write_files(tracking, jobs, selection, out)
+        _write_files(tracking, jobs, selection, out, runs[runs["role"] == layout.ROLE_REUSED])
     return Path(out_dir).expanduser() / name
 
 
-def _write_files(tracking, jobs, selection, out):
+def _write_files(tracking, jobs, selection, out, markers):
+    trials = trials_of(jobs, markers)
+    # A pruned run stopped early: its scores are partial, so table cells leave it out (the search
+    # section lists it, with the epochs pruning saved).
+    pruned = jobs["pruned"].notna() if "pruned" in jobs else pd.Series(False, index=jobs.index)
+    jobs = jobs[~pruned].reset_index(drop=True)
     axes = extra_axes(jobs)
     specs = table_specs(jobs)
     frame = cell_frame(jobs, axes, specs)
@@ -136,8 +143,9 @@ def _write_files(tracking, jobs, selection, out):
     drawn = [(file, title, draw(out / file)) for file, title, draw in plots]
     best_lr = write_best_lr(jobs, axes, quality_spec, selection, out) if layout.LR in axes else None
     literature = literature_rows(jobs)
+    search = write_search_section(trials, out)
     (out / "report.md").write_text(
-        _index(jobs, frame, selection, axes, sections, missing_cells, best_lr, literature, drawn)
+        _index(jobs, frame, selection, axes, sections, missing_cells, best_lr, literature, drawn, search)
     )
 
 
@@ -175,7 +183,7 @@ def _settings(jobs, axes):
     ]
 
 
-def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr, literature, drawn):
+def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr, literature, drawn, search):
     statuses = frame["status"].value_counts().to_dict()
     lines = [
         f"# fnn-sweep report: {selection}",
@@ -261,6 +269,7 @@ def _index(jobs, frame, selection, axes, sections, missing_cells, best_lr, liter
             f"{fmt(r.difference, spec.digits)} |"
             for r in comparison.itertuples()
         ]
+    lines += ["", *search] if search else []
     lines += ["", "## Figures", ""]
     lines += [
         f"- [{title}]({file})" if reason is None else f"- {title}: not drawn, {reason}" for file, title, reason in drawn
