@@ -4,8 +4,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -274,3 +276,39 @@ def test_the_sweeper_is_registered_where_hydra_looks():
     names = {f"{c.__module__}.{c.__name__}" for c in Plugins.instance().discover(Sweeper)}
     assert "hydra_plugins.fnn_sweep.optuna_sweeper.OptunaSweeper" in names
     assert (REPO / "conf" / "hydra" / "sweeper" / "optuna.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_a_stopped_search_fails_its_running_round_and_the_next_command_makes_it_up(tmp_path):
+    space = ("-m", *DIGITS, "model.activation=relu", "model.hidden_neurons=16", "optimizer.lr=interval(0.05, 0.5)")
+    named = ("hydra.sweeper.study_name=stopped", "hydra.sweeper.n_trials=2", "verbose=true")
+    env = {**os.environ, "FNN_SWEEP_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *space, *named, "train.epochs=1000000"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        training = set()
+        for line in process.stdout:  # both trials of the round are training
+            if "epoch 2/" in line:
+                training.add(line.split("]")[0])
+            if len(training) == 2:
+                break
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert [t.state.name for t in _trials(tmp_path)] == ["FAIL", "FAIL"]  # none left RUNNING
+    assert set(jobs_of(mlflow_runs(tmp_path))["status"]) == {"KILLED"}
+
+    again = run_pipeline(tmp_path, *space, *named, "train.epochs=2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "0 of 2 trials done, 2 to run" in again.stdout
+    assert [t.state.name for t in _trials(tmp_path)] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]

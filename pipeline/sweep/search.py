@@ -338,9 +338,14 @@ def summary_lines(plan: StudyPlan) -> list[str]:
 
 
 def trials_left(plan: StudyPlan) -> int:
-    """Trials still to run: ``n_trials`` less those the study has finished (complete, pruned, failed)."""
+    """Trials still to run: ``n_trials`` less those the study has completed or pruned.
+
+    Failed trials (a job that failed, was killed, or a command killed with it) are made up by the next
+    command, as Optuna's ``MaxTrialsCallback`` counts; one command never runs more than it found left,
+    so a space where every trial fails cannot loop.
+    """
     import optuna
 
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     done = len(open_study(plan).get_trials(deepcopy=False, states=finished))
     return max(0, plan.n_trials - done)

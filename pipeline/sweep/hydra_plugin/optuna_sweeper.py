@@ -103,7 +103,11 @@ class OptunaSweeper(Sweeper):
         while left > 0:
             trials = [optuna_study.ask(space.distributions()) for _ in range(min(at_once, left))]
             jobs = [[*space.trial_overrides(t.params), *_identity(plan, t.number)] for t in trials]
-            batch = self.launcher.launch(jobs, initial_job_idx=launched)
+            try:
+                batch = self.launcher.launch(jobs, initial_job_idx=launched)
+            except BaseException:  # a signal, a worker gone: the round's trials end FAIL, not RUNNING
+                _fail(optuna_study, trials)
+                raise
             runs = _runs(self.config, plan.name, [t.number for t in trials])
             for trial, result in zip(trials, batch):
                 _tell(optuna_study, trial, result, *runs.get(trial.number, (None, False)))
@@ -132,13 +136,19 @@ def _quoted(text):
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _fail(optuna_study: optuna.Study, trials: list) -> None:
+    import optuna
+
+    for trial in trials:
+        optuna_study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+
+
 def _fail_abandoned(optuna_study: optuna.Study) -> None:
-    """Trials left RUNNING by a command that was killed: FAIL, so the study counts and resumes them."""
+    """Trials left RUNNING by a command that was killed (SIGKILL): FAIL, so new ones take their place."""
     import optuna
 
     running = optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    for trial in running:
-        optuna_study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+    _fail(optuna_study, running)
     if running:
         log.info(f"{len(running)} trial(s) left running by an earlier command marked failed")
 
