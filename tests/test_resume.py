@@ -3,8 +3,6 @@
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import mlflow
@@ -13,7 +11,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from helpers import FAST, REPO, jobs_of, mlflow_runs, run_pipeline, store_uri
+from helpers import FAST, jobs_of, mlflow_runs, run_pipeline, start_pipeline, store_uri
 from pipeline.tracking import layout, reaper
 from pipeline.tracking.store import open_store
 
@@ -39,19 +37,6 @@ ENDLESS_SWEEP = (
 )
 
 
-def _start(home, *args):
-    env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def _kill_after(process, needle):
     """SIGKILL the whole process group once ``needle`` appears in its output (no cleanup can run)."""
     try:
@@ -66,7 +51,7 @@ def _kill_after(process, needle):
 @pytest.mark.slow
 @pytest.mark.readme("python -m pipeline -m hydra/launcher=basic")
 def test_a_killed_sweep_resumes_with_exactly_the_missing_jobs(home):
-    _kill_after(_start(home, *SWEEP), "[2/6]")
+    _kill_after(start_pipeline(home, *SWEEP), "[2/6]")
     before = jobs_of(mlflow_runs(home))
     finished = set(before.loc[before["status"] == "FINISHED", "run_id"])
     assert 2 <= len(finished) < 6 and "RUNNING" in set(mlflow_runs(home)["status"])  # a zombie, as SIGKILL leaves
@@ -99,7 +84,7 @@ def test_a_killed_sweep_resumes_with_exactly_the_missing_jobs(home):
 @pytest.mark.slow
 @pytest.mark.readme("python -m pipeline.reap")
 def test_reap_command_ends_a_killed_single_run(home):
-    _kill_after(_start(home, "dataset=digits", "train.epochs=100000", "mlflow.log_model=false"), "epoch 3/")
+    _kill_after(start_pipeline(home, "dataset=digits", "train.epochs=100000", "mlflow.log_model=false"), "epoch 3/")
     run = mlflow_runs(home).iloc[0]
     assert run["status"] == "RUNNING"
     reaped = run_pipeline(home, module="pipeline.reap")
@@ -137,8 +122,8 @@ def test_runs_of_other_hosts_are_reaped_only_when_their_heartbeat_is_stale(tmp_p
 @pytest.mark.slow
 def test_two_sweeps_started_at_once_into_a_new_store_both_nest_correctly(home):
     args = ["-m", "dataset=digits", "model.hidden_neurons=8", "train.epochs=2", *FAST, "report.after_sweep=false"]
-    first = _start(home, *args, "model.activation=relu,tanh")
-    second = _start(home, *args, "model.activation=sigmoid,identity")
+    first = start_pipeline(home, *args, "model.activation=relu,tanh")
+    second = start_pipeline(home, *args, "model.activation=sigmoid,identity")
     outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outputs
     runs = mlflow_runs(home)
@@ -267,7 +252,7 @@ def test_eight_jobs_at_once_against_sqlite_lose_nothing(home):
 @pytest.mark.slow
 @pytest.mark.readme("python -m pipeline -m verbose=true")
 def test_ctrl_c_ends_a_parallel_sweep_killed_with_one_press(home):
-    process = _start(home, *ENDLESS_SWEEP, "verbose=true")
+    process = start_pipeline(home, *ENDLESS_SWEEP, "verbose=true")
     try:
         seen = set()
         for line in process.stdout:  # both jobs are training
@@ -308,7 +293,7 @@ def test_a_signal_during_a_parallel_sweeps_start_up_ends_it_at_once(home, moment
     if signum == signal.SIGINT:  # workers ignore SIGINT until their job starts: no race to repeat
         delays = delays[:1]
     for attempt, delay in enumerate(delays):
-        process = _start(home, *ENDLESS_SWEEP)
+        process = start_pipeline(home, *ENDLESS_SWEEP)
         output = []
         try:
             if needle is not None:
@@ -336,7 +321,7 @@ def test_a_signal_during_a_parallel_sweeps_start_up_ends_it_at_once(home, moment
 
 @pytest.mark.slow
 def test_sigterm_to_a_single_run_ends_it_killed_with_one_closing_line(home):
-    process = _start(home, "dataset=digits", "train.epochs=1000000", "mlflow.log_model=false")
+    process = start_pipeline(home, "dataset=digits", "train.epochs=1000000", "mlflow.log_model=false")
     try:
         for line in process.stdout:
             if "epoch 2/" in line:
@@ -401,7 +386,7 @@ def test_damaged_or_missing_data_files_are_one_line_exit_2_and_no_run(home, tmp_
 @pytest.mark.slow
 def test_a_worker_killed_from_outside_ends_the_sweep_failed_in_one_line(home):
     """The OOM killer's SIGKILL to a worker, after the parent run opened: nothing is left RUNNING."""
-    process = _start(home, *ENDLESS_SWEEP, "verbose=true")
+    process = start_pipeline(home, *ENDLESS_SWEEP, "verbose=true")
     try:
         for line in process.stdout:
             if "epoch 3/" in line:

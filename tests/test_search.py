@@ -7,12 +7,11 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import urllib.request
 
 import pytest
 
-from helpers import FAST, REPO, free_port, jobs_of, mlflow_runs, run_pipeline, stop, wait_for_http
+from helpers import FAST, REPO, free_port, jobs_of, mlflow_runs, run_pipeline, start_pipeline, stop, wait_for_http
 from pipeline.constraints import ConfigError
 from pipeline.data import DATASETS
 from pipeline.data.registry import task_of
@@ -282,16 +281,7 @@ def test_the_sweeper_is_registered_where_hydra_looks():
 def test_a_stopped_search_fails_its_running_round_and_the_next_command_makes_it_up(tmp_path):
     space = ("-m", *DIGITS, "model.activation=relu", "model.hidden_neurons=16", "optimizer.lr=interval(0.05, 0.5)")
     named = ("hydra.sweeper.study_name=stopped", "hydra.sweeper.n_trials=2", "verbose=true")
-    env = {**os.environ, "FNN_SWEEP_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *space, *named, "train.epochs=1000000"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_pipeline(tmp_path, *space, *named, "train.epochs=1000000")
     try:
         training = set()
         for line in process.stdout:  # both trials of the round are training

@@ -22,6 +22,21 @@ def run_pipeline(home, *args, module="pipeline", timeout=600, env=None, cwd=REPO
     )
 
 
+def start_pipeline(home, *args, module="pipeline"):
+    """Start `python -m <module> ARGS` in its own session (to signal its process group), output in
+    ``.stdout`` as text lines."""
+    env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def store_uri(home):
     return f"sqlite:///{home}/mlflow.db"
 
