@@ -112,3 +112,27 @@ def test_scale_benchmark_splits_the_overhead_and_counts_every_record(tmp_path):
         split = sum(phases) + rows["start-up and end, spread over the jobs"][column]
         split += rows["the rest: Hydra's job set-up, dispatch, the run's end"][column]
         assert split == pytest.approx(rows["overhead per job (s)"][column], abs=0.01)  # the rows add up
+
+
+@pytest.mark.readme("python -m benchmarks.search", "python -m benchmarks.search --trials 20 --seeds 2 --epochs 2")
+def test_search_benchmark_compares_samplers_at_the_same_budget(tmp_path):
+    out = tmp_path / "search_benchmark.md"
+    result = run_pipeline(
+        tmp_path,
+        *("--dataset", "digits", "--trials", "3", "--seeds", "1", "--epochs", "1", "--arms", "random"),
+        *("--out", str(out)),
+        module="benchmarks.search",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {
+        cells[0]: float(cells[1])
+        for cells in (
+            [c.strip() for c in line.strip("|").split("|")]
+            for line in out.read_text().splitlines()
+            if line.startswith("| ") and not line.startswith(("|  |", "| ---"))
+        )
+    }
+    assert 0 < rows["best val accuracy after 3 trials"] <= 1
+    assert 0 < rows["summed training per study (s)"] < rows["wall per study (s)"]
+    assert 0 <= rows["worker time idle in rounds (%)"] < 100 and rows["pruned trials per study"] == 0
+    assert (tmp_path / "search_benchmark.png").is_file()
