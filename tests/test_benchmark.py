@@ -65,14 +65,7 @@ def test_sweep_benchmark_accounts_for_the_wall_time(tmp_path):
         module="benchmarks.sweep",
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = {
-        cells[0]: float(cells[1])
-        for cells in (
-            [c.strip() for c in line.strip("|").split("|")]
-            for line in out.read_text().splitlines()
-            if line.startswith("| ") and not line.startswith(("| seconds", "| ---"))
-        )
-    }
+    rows = _first_column(out.read_text(), "| seconds")
     assert rows["jobs"] == 12 and 1 <= rows["workers"] <= 2
     assert 0 <= rows["training max"] <= rows["training sum"] < rows["wall"]
     # The parts it names fit inside the wall time, and start-up is real time before the first run.
@@ -124,15 +117,20 @@ def test_search_benchmark_compares_samplers_at_the_same_budget(tmp_path):
         module="benchmarks.search",
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = {
-        cells[0]: float(cells[1])
-        for cells in (
-            [c.strip() for c in line.strip("|").split("|")]
-            for line in out.read_text().splitlines()
-            if line.startswith("| ") and not line.startswith(("|  |", "| ---"))
-        )
-    }
+    rows = _first_column(out.read_text(), "|  |")
     assert 0 < rows["best val accuracy after 3 trials"] <= 1
     assert 0 < rows["summed training per study (s)"] < rows["wall per study (s)"]
     assert 0 <= rows["worker time idle in rounds (%)"] < 100 and rows["pruned trials per study"] == 0
     assert (tmp_path / "search_benchmark.png").is_file()
+
+
+def _first_column(markdown, header):
+    """{row name: first value column} of the Markdown table whose header line starts with ``header``."""
+    return {
+        cells[0]: float(cells[1])
+        for cells in (
+            [c.strip() for c in line.strip("|").split("|")]
+            for line in markdown.splitlines()
+            if line.startswith("| ") and not line.startswith((header, "| ---"))
+        )
+    }
