@@ -58,7 +58,7 @@ def run_study(home: str, arm: Sequence[str], seed: int, trials: int, epochs: int
         "mlflow.log_model=false",
         "report.after_sweep=false",
     ]
-    wall, _ = timed_sweep(home, overrides)
+    wall, _ = timed_sweep(home, overrides, failed_jobs_ok=True)  # a diverged trial is a FAIL trial
     tracking = store.open_store(f"sqlite:///{home}/mlflow.db")
     experiment_id = store.find_experiment(tracking.uri, "fnn-sweep")
     assert experiment_id is not None, "the study made it"
@@ -75,6 +75,7 @@ def run_study(home: str, arm: Sequence[str], seed: int, trials: int, epochs: int
         "training": float(jobs[layout.TRAINING_TIME].sum()),
         "idle": _idle_share(jobs, workers),
         "pruned": int(jobs["pruned"].notna().sum()) if "pruned" in jobs else 0,
+        "failed": int((jobs["status"] != "FINISHED").sum()),
     }
 
 
@@ -102,6 +103,7 @@ def markdown(results: Mapping[str, list[dict]], dataset: str, trials: int, epoch
             "summed training per study (s)": float(np.mean([s["training"] for s in studies])),
             "worker time idle in rounds (%)": 100 * float(np.mean([s["idle"] for s in studies])),
             "pruned trials per study": float(np.mean([s["pruned"] for s in studies])),
+            "failed trials per study (diverged)": float(np.mean([s["failed"] for s in studies])),
         }
         for arm, studies in results.items()
     }

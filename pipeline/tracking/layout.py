@@ -176,6 +176,11 @@ def run_id_not_in(run_ids: Iterable[str]) -> str:
     return "attributes.run_id NOT IN (" + ", ".join(f"'{run_id}'" for run_id in run_ids) + ")"
 
 
+def started_since(ms: int) -> str:
+    """Runs whose start time is ``ms`` (milliseconds since the epoch) or later."""
+    return f"attributes.start_time >= {int(ms)}"
+
+
 def ended_since(ms: int) -> str:
     """Runs whose end time is ``ms`` (milliseconds since the epoch) or later."""
     return f"attributes.end_time >= {int(ms)}"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
 from pipeline.runtime import workers
+from pipeline.runtime.termination import termination
 from pipeline.sweep import search
 from pipeline.tracking import layout, store, study
 
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 log = logging.getLogger("pipeline")
+CLOCK_SLACK_MS = 60_000  # how far behind this machine's clock another machine's may be
 
 
 class OptunaSweeper(Sweeper):
@@ -101,6 +104,8 @@ class OptunaSweeper(Sweeper):
             log.info(f"Nothing to run: give hydra.sweeper.n_trials above {plan.n_trials} to continue the study")
         returns, launched = [], 0
         while left > 0:
+            termination.check()  # a signal between rounds ends the search before it asks for more
+            asked_at = int(time.time() * 1000)
             trials = [optuna_study.ask(space.distributions()) for _ in range(min(at_once, left))]
             jobs = [[*space.trial_overrides(t.params), *_identity(plan, t.number)] for t in trials]
             try:
@@ -108,7 +113,7 @@ class OptunaSweeper(Sweeper):
             except BaseException:  # a signal, a worker gone: the round's trials end FAIL, not RUNNING
                 _fail(optuna_study, trials)
                 raise
-            runs = _runs(self.config, plan.name, [t.number for t in trials])
+            runs = _runs(self.config, plan.name, [t.number for t in trials], asked_at)
             for trial, result in zip(trials, batch):
                 _tell(optuna_study, trial, result, *runs.get(trial.number, (None, False)))
             returns.append(batch)
@@ -153,7 +158,7 @@ def _fail_abandoned(optuna_study: optuna.Study) -> None:
         log.info(f"{len(running)} trial(s) left running by an earlier command marked failed")
 
 
-def _runs(config, study_name, numbers):
+def _runs(config, study_name, numbers, asked_at):
     """{trial number: (its MLflow run id, pruned)} for the trials of one round (one search of the store);
     a trial whose config had finished before stands for that run."""
     tracking = store.open_store(config.mlflow.tracking_uri)
@@ -162,7 +167,10 @@ def _runs(config, study_name, numbers):
         return {}
     wanted = {str(n) for n in numbers}
     found = {}
-    for brief in layout.read_briefs(tracking, [experiment_id], layout.tag_is(layout.TAG_STUDY, study_name)):
+    # Only this round's runs: they started after its trials were asked (less a slack for the clocks of
+    # other machines), so a long study's later rounds read no more runs than its first.
+    clauses = [layout.tag_is(layout.TAG_STUDY, study_name), layout.started_since(asked_at - CLOCK_SLACK_MS)]
+    for brief in layout.read_briefs(tracking, [experiment_id], " and ".join(clauses)):
         trial = brief.tag("trial")
         if trial in wanted:
             reused = brief.tag("reused_run")
