@@ -133,6 +133,11 @@ def test_the_plan_checks_every_setting(tmp_path):
         with pytest.raises(ConfigError, match=re.escape(message)):
             search.plan({**good, **bad}, app, space)
     assert not (tmp_path / "optuna.db").exists()  # planning creates nothing
+    # A study keeps the direction it was made with: a search of the other direction is refused.
+    assert search.open_study(plan).direction.name == "MINIMIZE"
+    classifying = SimpleNamespace(**{**vars(app), "dataset": SimpleNamespace(name="digits")})
+    with pytest.raises(ConfigError, match="was made to minimize, this search would maximize"):
+        search.open_study(search.plan(good, classifying, space))
 
 
 def test_the_study_is_named_by_its_space_and_stored_beside_mlflow(tmp_path):

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
 
+from pipeline import credentials
 from pipeline.constraints import ConfigError
 
 if TYPE_CHECKING:
@@ -306,6 +307,12 @@ def open_study(plan: StudyPlan) -> optuna.Study:
         )
     except ValueError as exc:
         raise ConfigError(f"study {plan.name}: {exc}") from None
+    held = optuna_study.direction.name.lower()
+    if held != plan.direction:  # Optuna loads an existing study whatever direction was asked for
+        raise ConfigError(
+            f"study {plan.name} in {credentials.redact(plan.storage)} was made to {held}, this search would "
+            f"{plan.direction}: give it another hydra.sweeper.study_name"
+        )
     if plan.reseed is not None:
         # A seeded sampler starts its random stream again in every command: a continued study would
         # ask for its first points again. Its seed moves on by the trials the study holds.
@@ -326,7 +333,7 @@ def summary_lines(plan: StudyPlan) -> list[str]:
     trials = open_study(plan).get_trials(deepcopy=False)
     states = [t.state.name.lower() for t in trials]
     counts = ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states))
-    lines = [f"Study {plan.name}: {len(trials)} trials ({counts or 'none'})"]
+    lines = [f"Study {plan.name}: {len(trials)} trial{'s' if len(trials) != 1 else ''} ({counts or 'none'})"]
     completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
     if completed:
         pick = min if plan.direction == "minimize" else max
