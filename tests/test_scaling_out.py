@@ -305,3 +305,35 @@ def test_ray_launcher_runs_jobs_that_nest_in_mlflow(home):
     )
     # Ray gives each job one CPU (num_cpus 1) and runs one per core: one BLAS thread each.
     assert set(jobs["params.compute.blas_threads"]) == {"1"}
+
+
+def test_a_search_keeps_its_study_in_postgresql_and_its_password_nowhere(home, postgres_uri):
+    """hydra.sweeper.storage on a database server: the sweeper and the pruning workers reach it with
+    the URI's password, which no run, file or line holds."""
+    import optuna
+
+    password = "S3cret-study-pw"
+    storage = postgres_uri.replace("postgresql://fnn@", f"postgresql://fnn:{password}@")
+    result = run_pipeline(
+        home,
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.pruner=median",
+        f"hydra.sweeper.storage={storage}",
+        "dataset=digits",
+        "model.activation=relu",
+        "model.hidden_neurons=8",
+        "optimizer.lr=interval(0.05, 0.5)",
+        "train.epochs=2",
+        *FAST,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [name] = optuna.get_all_study_names(storage)
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert all(len(t.intermediate_values) == 2 for t in trials)  # reported by the jobs, through the server
+    assert not (home / "optuna.db").exists()
+    assert password not in result.stdout + result.stderr
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert files and not [p for p in files if password.encode() in p.read_bytes()]
