@@ -38,9 +38,8 @@ class TrialPruning:
         # Optuna's Trial for a trial another process asked for, by its id (the storage's public API).
         study_id = storage.get_study_id_from_name(optuna_study.study_name)
         self.trial = optuna.trial.Trial(optuna_study, storage.get_trial_id_from_study_id_trial_number(study_id, number))
-        self.trial.set_user_attr(
-            study.USER_ATTR_RUN_ID, run_id
-        )  # a pruned trial is finished before the sweeper sees it
+        # Set here: a pruned trial is finished before the sweeper could set it.
+        self.trial.set_user_attr(study.USER_ATTR_RUN_ID, run_id)
         self.pruned_after: int | None = None  # epochs run when the pruner stopped it
 
     @classmethod

@@ -243,8 +243,8 @@ def _search(client, experiment_ids, filter_string):
 class RunBrief:
     """One run's status, tags and last metric values, as ``search_runs`` gives them: no frame.
 
-    What a poll that runs every second needs; building a ``read_runs`` frame (typing every param
-    column) costs ten times the query.
+    What a poll that runs every second needs: building a ``read_runs`` frame (typing every param
+    column) cost 2-3 times the query itself (py-spy, a 12-job sweep's parent).
     """
 
     run_id: str
