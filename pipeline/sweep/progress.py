@@ -103,17 +103,20 @@ class SweepProgress:
     def _watch(self):
         last_summary = time.monotonic()
         while not self._stop.wait(self.poll_s):
+            summary_due = self.bar is None and time.monotonic() - last_summary >= self.summary_s
             try:
-                counts = self.poll()
+                # The running jobs are a second query: only the bar and the sweep line show them.
+                counts = self.poll(count_running=self.bar is not None or summary_due)
             except Exception as exc:  # a busy store: try again at the next poll, never break the sweep
                 log.debug(f"progress: {failure.one_line(exc)}")
                 continue
-            if self.bar is None and time.monotonic() - last_summary >= self.summary_s and counts is not None:
+            if summary_due:
                 log.info(sweep_line(*counts, self.planned, time.monotonic() - self.started))
                 last_summary = time.monotonic()
 
-    def poll(self, everything: bool = False) -> tuple[int, int, int]:
-        """Print a line for each job that ended since the last poll; returns (done, failed, running).
+    def poll(self, everything: bool = False, count_running: bool = True) -> tuple[int, int, int]:
+        """Print a line for each job that ended since the last poll; returns (done, failed, running;
+        0 without ``count_running``).
 
         Each poll reads only the running runs and those that ended lately (end times within
         ``END_TIME_SLACK_MS`` of the newest seen, for clocks of other machines) and were not reported
@@ -142,6 +145,8 @@ class SweepProgress:
         self._newest_end = max([self._newest_end, *(job.end_time or 0 for job in ended)])
         if everything or ended_lately is None:
             running = sum(job.status == "RUNNING" for job in jobs)
+        elif not count_running:
+            running = 0
         else:  # a running run has no end time, so the query above left it out
             running = len(
                 runs.sweep_job_briefs(self.store, self._experiment_id, self.parent_run_id, layout.status_is("RUNNING"))
