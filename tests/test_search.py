@@ -308,7 +308,8 @@ def test_the_sweeper_is_registered_where_hydra_looks():
 
 
 @pytest.mark.slow
-def test_a_stopped_search_fails_its_running_round_and_the_next_command_makes_it_up(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_stopped_search_fails_its_running_round_and_the_next_command_makes_it_up(tmp_path, stop):
     space = ("-m", *DIGITS, "model.activation=relu", "model.hidden_neurons=16", "optimizer.lr=interval(0.05, 0.5)")
     named = ("hydra.sweeper.study_name=stopped", "hydra.sweeper.n_trials=2", "verbose=true")
     process = start_pipeline(tmp_path, *space, *named, "train.epochs=1000000")
@@ -319,16 +320,22 @@ def test_a_stopped_search_fails_its_running_round_and_the_next_command_makes_it_
                 training.add(line.split("]")[0])
             if len(training) == 2:
                 break
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, stop)  # SIGKILL: the whole group, workers too, with no chance to tidy up
         process.wait(timeout=60)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 128 + signal.SIGTERM
-    assert [t.state.name for t in _trials(tmp_path)] == ["FAIL", "FAIL"]  # none left RUNNING
-    assert set(jobs_of(mlflow_runs(tmp_path))["status"]) == {"KILLED"}
+    assert process.returncode in (128 + stop, -stop)
+    if stop == signal.SIGTERM:  # the command failed its round and ended its runs KILLED
+        assert [t.state.name for t in _trials(tmp_path)] == ["FAIL", "FAIL"]
+        assert set(jobs_of(mlflow_runs(tmp_path))["status"]) == {"KILLED"}
+    else:  # left RUNNING on both sides, for the next command to find
+        assert [t.state.name for t in _trials(tmp_path)] == ["RUNNING", "RUNNING"]
+        assert set(jobs_of(mlflow_runs(tmp_path))["status"]) == {"RUNNING"}
 
     again = run_pipeline(tmp_path, *space, *named, "train.epochs=2")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "0 of 2 trials done, 2 to run" in again.stdout
     assert [t.state.name for t in _trials(tmp_path)] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]
+    jobs = jobs_of(mlflow_runs(tmp_path))
+    assert sorted(jobs["status"]) == ["FINISHED", "FINISHED", "KILLED", "KILLED"]  # the reaper ended the dead ones

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pipeline")
 CLOCK_SLACK_MS = 60_000  # how far behind this machine's clock another machine's may be
+ASK_GRACE_S = 600  # a trial asked this recently, without a run yet, may be another command's next job
 
 
 class OptunaSweeper(Sweeper):
@@ -90,7 +92,7 @@ class OptunaSweeper(Sweeper):
         space = search.parse_space(self.params, arguments)
         plan = search.plan(self.settings, self.config, space)
         optuna_study = search.open_study(plan)
-        _fail_abandoned(optuna_study)
+        _fail_abandoned(optuna_study, self.config, plan.name)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's sweepers do
@@ -148,14 +150,37 @@ def _fail(optuna_study: optuna.Study, trials: list) -> None:
         optuna_study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
 
 
-def _fail_abandoned(optuna_study: optuna.Study) -> None:
-    """Trials left RUNNING by a command that was killed (SIGKILL): FAIL, so new ones take their place."""
+def _fail_abandoned(optuna_study: optuna.Study, config: DictConfig, study_name: str) -> None:
+    """Trials left RUNNING by a command that was killed (SIGKILL): FAIL, so new ones take their place.
+
+    Only the abandoned ones: a trial whose run is still RUNNING (after the sweep's reaper ended the runs
+    of dead processes) belongs to a command running now, here or on another machine, and so does a
+    trial asked for in the last ``ASK_GRACE_S`` whose run has not started yet.
+    """
     import optuna
 
     running = optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    _fail(optuna_study, running)
-    if running:
-        log.info(f"{len(running)} trial(s) left running by an earlier command marked failed")
+    if not running:
+        return
+    tracking = store.open_store(config.mlflow.tracking_uri)
+    experiment_id = store.find_experiment(tracking.uri, config.mlflow.experiment_name)
+    oldest = min(t.datetime_start or datetime.now() for t in running)
+    clauses = [layout.tag_is(layout.TAG_STUDY, study_name), layout.started_since(int(oldest.timestamp() * 1000))]
+    briefs = layout.read_briefs(tracking, [experiment_id], " and ".join(clauses)) if experiment_id else []
+    status = {brief.tag("trial"): brief.status for brief in briefs}  # a trial's run, by its number
+    now = datetime.now()  # Optuna's trial times are naive local times
+    abandoned = [
+        t
+        for t in running
+        if status.get(str(t.number), "RUNNING") != "RUNNING"  # its run ended: KILLED by the reaper
+        or (
+            str(t.number) not in status
+            and (t.datetime_start is None or (now - t.datetime_start).total_seconds() > ASK_GRACE_S)
+        )
+    ]
+    _fail(optuna_study, abandoned)
+    if abandoned:
+        log.info(f"{len(abandoned)} trial(s) left running by an earlier command marked failed")
 
 
 def _runs(config, study_name, numbers, asked_at):
