@@ -118,7 +118,7 @@ def markdown(results: Mapping[str, list[dict]], dataset: str, trials: int, epoch
         "Space: " + ", ".join(f"`{s}`" for s in SPACE) + ".",
         "",
     ]
-    lines += markdown_columns(table, lambda key, value: f"{value:.4f}" if "accuracy" in key else f"{value:.1f}")
+    lines += markdown_columns(table, _cell)
     lines += [
         "",
         "![best validation accuracy after n trials](search_benchmark.png)",
@@ -128,6 +128,12 @@ def markdown(results: Mapping[str, list[dict]], dataset: str, trials: int, epoch
         "",
     ]
     return "\n".join(lines)
+
+
+def _cell(key, value):
+    if "accuracy" in key:
+        return f"{value:.4f}"
+    return f"{value:.3f}" if "(s)" in key else f"{value:.1f}"  # seconds to the millisecond: short studies too
 
 
 def plot(results: Mapping[str, list[dict]], path: Path) -> None:
