@@ -48,72 +48,34 @@ def test_a_wheel_in_a_fresh_venv_runs_a_job_outside_the_repository(tmp_path):
     (site / "zz_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("FNN_SWEEP_HOME", "PYTHONPATH", "VIRTUAL_ENV")}
-    result = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pipeline", "dataset=digits", "train.epochs=2", "quiet=true"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    def installed(*args):  # the venv's python, run from elsewhere, as a user of the wheel would
+        return subprocess.run(
+            [str(venv / "bin" / "python"), *args], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    result = installed("-m", "pipeline", "dataset=digits", "train.epochs=2", "quiet=true")
     assert result.returncode == 0, result.stderr[-3000:]
     # The configs came with the package; the store and outputs went to the working directory.
     assert (elsewhere / "mlflow.db").is_file() and (elsewhere / "outputs").is_dir()
     runs = mlflow_runs(elsewhere)
     assert list(runs["status"]) == ["FINISHED"] and runs["metrics.test_accuracy"].item() > 0.5
     # A parallel sweep: its workers fork from a server that imports the installed package.
-    sweep = subprocess.run(
-        [
-            str(venv / "bin" / "python"),
-            "-m",
-            "pipeline",
-            "-m",
-            "dataset=digits",
-            "train.epochs=2",
-            "model.activation=relu,tanh",
-            "model.hidden_neurons=16",
-            "quiet=true",
-        ],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    sweep = installed(
+        "-m", "pipeline", "-m", "dataset=digits", "train.epochs=2", "model.activation=relu,tanh",
+        "model.hidden_neurons=16", "quiet=true",
+    )  # fmt: skip
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     jobs = mlflow_runs(elsewhere)
     jobs = jobs[jobs["tags.mlflow.parentRunId"].notna()]  # the sweep's, not the single run above
     assert len(jobs) == 2 and set(jobs["status"]) == {"FINISHED"}
-    imported = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import pipeline; print(pipeline.__file__)"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert str(venv) in imported  # the installed copy ran, not the checkout
+    imported = installed("-c", "import pipeline; print(pipeline.__file__)")
+    assert imported.returncode == 0 and str(venv) in imported.stdout  # the installed copy ran, not the checkout
     # The search sweeper ships in Hydra's plugin namespace, where a wheel's Hydra finds it too.
-    searched = subprocess.run(
-        [
-            str(venv / "bin" / "python"),
-            "-m",
-            "pipeline",
-            "-m",
-            "hydra/sweeper=optuna",
-            "hydra.sweeper.n_trials=2",
-            "dataset=digits",
-            "train.epochs=1",
-            "model.activation=relu",
-            "model.hidden_neurons=interval(8, 16)",
-            "quiet=true",
-            "mlflow.log_model=false",
-        ],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    searched = installed(
+        "-m", "pipeline", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "dataset=digits",
+        "train.epochs=1", "model.activation=relu", "model.hidden_neurons=interval(8, 16)", "quiet=true",
+        "mlflow.log_model=false",
+    )  # fmt: skip
     assert searched.returncode == 0, searched.stderr[-3000:]
     assert (elsewhere / "optuna.db").is_file() and "Best trial" in searched.stdout
