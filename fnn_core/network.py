@@ -87,6 +87,11 @@ class FNN:
         self._grads: list[np.ndarray] | None = None
         self._workspaces: dict[int, tuple] = {}
 
+    def __getstate__(self):
+        # Pickled (a checkpoint to resume from): weights, biases and the shuffling's state; the
+        # scratch buffers are rebuilt on use.
+        return {**self.__dict__, "_grads": None, "_workspaces": {}}
+
     @property
     def layer_sizes(self) -> list[int]:
         """[n_inputs, *hidden, n_outputs]."""
@@ -201,6 +206,7 @@ class FNN:
         callbacks: Sequence[Callable[[int, dict], bool | None]] = (),
         patience: int | None = None,
         shuffle: bool = True,
+        initial_epoch: int = 0,
     ) -> History:
         """Train with mini-batches, reshuffled every epoch.
 
@@ -212,7 +218,7 @@ class FNN:
             float targets (identity).
         epochs, batch_size : int, >= 1
         optimizer : Optimizer, default SGD(lr=0.1)
-            Its state is reset at the start of this fit.
+            Its state is reset at the start of this fit (kept when resuming, see ``initial_epoch``).
         validation_data : (X_val, y_val) or None
             Evaluated after every epoch into ``val_loss`` / ``val_accuracy``.
         callbacks : sequence of callable(epoch, logs)
@@ -222,6 +228,12 @@ class FNN:
             Early stopping: stop once ``val_loss`` has not improved for this
             many epochs, and restore the best weights. Needs validation_data.
         shuffle : bool
+        initial_epoch : int, 0 <= initial_epoch < epochs
+            Resume a fit that stopped after this many epochs (Keras' meaning): train epochs
+            ``initial_epoch`` to ``epochs - 1``, keeping ``optimizer``'s state from that fit. A
+            network and optimizer saved (pickled) after ``k`` epochs and resumed with
+            ``initial_epoch=k`` train exactly as an uninterrupted fit: the shuffling continues too.
+            ``patience`` counts from ``initial_epoch``.
 
         Returns
         -------
@@ -229,9 +241,12 @@ class FNN:
             ``loss``, ``accuracy`` (classification), ``val_loss``,
             ``val_accuracy``, ``epoch_time_s`` per epoch. ``loss`` and
             ``accuracy`` are means over the epoch's batches, taken before each
-            update; ``epoch_time_s`` times the training pass only.
+            update; ``epoch_time_s`` times the training pass only. Resumed, only the epochs
+            of this fit.
         """
         _check_positive_int("epochs", epochs)
+        if not (isinstance(initial_epoch, (int, np.integer)) and 0 <= initial_epoch < epochs):
+            raise ValueError(f"initial_epoch must be an integer in [0, epochs), got {initial_epoch!r}")
         _check_positive_int("batch_size", batch_size)
         if patience is not None:
             _check_positive_int("patience", patience)
@@ -243,13 +258,14 @@ class FNN:
         optimizer = SGD(lr=0.1) if optimizer is None else optimizer
         params = self.parameters()
         grads = self._gradient_buffers()
-        optimizer.start(params)
+        if initial_epoch == 0:
+            optimizer.start(params)
 
         history = History()
         best_loss, best_params, since_best = math.inf, None, 0
         n = len(X)
         classify = self._output.n_correct is not None
-        for epoch in range(epochs):
+        for epoch in range(initial_epoch, epochs):
             start_time = time.perf_counter()
             order = self._shuffle_rng.permutation(n) if shuffle else np.arange(n)
             # Overflow while training surfaces as a non-finite loss, which stops

@@ -182,3 +182,38 @@ def test_fnn_core_imports_only_numpy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "make_optimizer", [lambda: SGD(lr=0.1), lambda: SGD(lr=0.05, momentum=0.9), lambda: Adam(lr=0.01)]
+)
+def test_a_pickled_fit_resumes_bit_identically(make_optimizer):
+    """Paused after 2 epochs, pickled and resumed with initial_epoch=2: the weights and the epochs'
+    figures equal an uninterrupted 5-epoch fit's (the optimizer's state and the shuffling continue)."""
+    import pickle
+
+    X, y = load_iris(return_X_y=True)
+    X = X.astype(np.float32)
+    whole, whole_opt = FNN(4, [8], 3, seed=3), make_optimizer()
+    whole_history = whole.fit(X, y, epochs=5, batch_size=16, optimizer=whole_opt, validation_data=(X, y))
+
+    paused, paused_opt = FNN(4, [8], 3, seed=3), make_optimizer()
+    first = paused.fit(X, y, epochs=2, batch_size=16, optimizer=paused_opt, validation_data=(X, y))
+    resumed, resumed_opt = pickle.loads(pickle.dumps((paused, paused_opt)))
+    seen = []
+    rest = resumed.fit(
+        X,
+        y,
+        epochs=5,
+        batch_size=16,
+        optimizer=resumed_opt,
+        validation_data=(X, y),
+        callbacks=[lambda epoch, logs: seen.append(epoch)],
+        initial_epoch=2,
+    )
+    assert seen == [2, 3, 4] and rest.epochs == 3
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        np.testing.assert_array_equal(a, b)
+    assert first["val_loss"] + rest["val_loss"] == whole_history["val_loss"]
+    with pytest.raises(ValueError, match="initial_epoch"):
+        resumed.fit(X, y, epochs=5, optimizer=resumed_opt, initial_epoch=5)
