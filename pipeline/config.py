@@ -265,6 +265,9 @@ class SweepConfig(Checked):
     study: Optional[str] = None
     trial: Optional[int] = None
     study_storage: Optional[str] = None
+    # Set by the grid sweeper's early stopping (hydra.sweeper.halving) on a job to train only up to this
+    # epoch (a rung) and pause there, its run SCHEDULED, until its cell's runs are compared.
+    pause_at: Optional[int] = None
 
     group: ClassVar[str] = "sweep"
     constraints: ClassVar[dict] = {
@@ -273,6 +276,7 @@ class SweepConfig(Checked):
         "study": Text(optional=True, max_length=MAX_NAME_LENGTH),
         "trial": Interval(int, 0, None, optional=True, message="must be a trial number >= 0"),
         "study_storage": Text(optional=True),
+        "pause_at": Interval(int, 1, None, optional=True, message="must be an epoch >= 1"),
     }
 
 

@@ -64,6 +64,7 @@ class Prepared:
     resolved: dict  # the config, resolved: the run's params and config.yaml
     identity: str  # resume's config hash
     phases: dict = field(default_factory=dict)  # seconds outside training, by phase
+    paused_run_id: str | None = None  # a paused run of this config, continued from its checkpoint
 
 
 def _single_run(cfg, job):
@@ -78,7 +79,7 @@ def _single_run(cfg, job):
         if experiment_id is not None and not cfg.sweep.rerun:
             previous = runs.finished_run(tracking, experiment_id, identity)
             if previous is not None:
-                return _reuse(previous, tracking, experiment_id, None, name, resolved, identity, label, job)
+                return _reuse(*previous, tracking, experiment_id, None, name, resolved, identity, label, job)
         phases = {}
         data = _load(settings, phases)
         experiment_id = experiment_id or store.prepare_experiment(cfg.mlflow)
@@ -122,17 +123,28 @@ def _sweep_job(cfg, job):
         return math.nan
     name, resolved, identity = identify(cfg)
     label = label_for(name, job, sweep)
+    paused_run_id = None
     if bad_input is None and not cfg.sweep.rerun:
-        previous = runs.finished_run(tracking, experiment_id, identity)
-        if previous is not None:
-            return _reuse(previous, tracking, experiment_id, sweep, name, resolved, identity, label, job)
+        previous = runs.resumable_run(tracking, experiment_id, identity)
+        reuse = (tracking, experiment_id, sweep, name, resolved, identity, label, job, settings.sweep.pause_at)
+        if previous is not None and previous.status == "FINISHED":
+            return _reuse(previous.run_id, previous.metrics, *reuse)
+        if previous is not None:  # paused at a rung: continued from there
+            paused_run_id = previous.run_id
+            if (
+                settings.sweep.pause_at is not None
+                and previous.metrics.get(layout.EPOCHS_RUN, 0) >= settings.sweep.pause_at
+            ):
+                return _still_paused(previous, *reuse)
     phases["lookups"] = time.perf_counter() - lookups
     if bad_input is None:
         try:
             data = _load(settings, phases)
         except failure.InputError as exc:
             bad_input = exc
-    prepared = Prepared(settings, data, tracking, experiment_id, sweep, name, label, resolved, identity, phases)
+    prepared = Prepared(
+        settings, data, tracking, experiment_id, sweep, name, label, resolved, identity, phases, paused_run_id
+    )
     try:
         _, result = _run_tracked(prepared, job, bad_input=bad_input)
     except Exception as exc:
@@ -168,6 +180,7 @@ def _run_tracked(prepared, job, bad_input=None, on_open=None):
         prepared.identity,
         sweep,
         job.choices,
+        prepared.paused_run_id,
     ) as active:
         prepared.phases["run"] = time.perf_counter() - opening  # the run, its params and tags
         if on_open is not None:
@@ -214,13 +227,28 @@ def _experiment_and_sweep(cfg, job):
     return tracking, experiment_id, sweep
 
 
-def _reuse(previous, tracking, experiment_id, sweep, name, resolved, identity, label, job):
-    """Skip a job whose identical config FINISHED in ``previous`` (run id, metrics); returns its result."""
-    run_id, metrics = previous
+def _reuse(run_id, metrics, tracking, experiment_id, sweep, name, resolved, identity, label, job, pause_at=None):
+    """Skip a job whose identical config FINISHED in run ``run_id`` (with ``metrics``); returns its result:
+    its final validation score, or with ``pause_at`` (a rung of the grid's early stopping) its score there."""
     if sweep is not None:
         runs.record_reuse(tracking, experiment_id, sweep, name, identity, run_id, layout.trial_tags(resolved))
     job.summary_log.info(f"{label} skipped: finished in run {run_id}")
+    return _score(tracking, run_id, metrics, pause_at)
+
+
+def _still_paused(previous, tracking, experiment_id, sweep, name, resolved, identity, label, job, pause_at):
+    """A job whose run is already paused at or beyond ``pause_at``: this sweep compares it, untrained."""
+    if sweep is not None:
+        runs.adopt(tracking, previous.run_id, sweep)
+    job.summary_log.info(f"{label} skipped: paused after epoch {pause_at} in run {previous.run_id}")
+    return _score(tracking, previous.run_id, previous.metrics, pause_at)
+
+
+def _score(tracking, run_id, metrics, pause_at):
+    """A run's validation score (accuracy, or MSE for regression): its last, or its ``pause_at``-th epoch's."""
     for key in ("val_accuracy", "val_mse"):
         if layout.EPOCH_METRICS[key] in metrics:
+            if pause_at is not None:
+                return runs.metric_at(tracking, run_id, layout.EPOCH_METRICS[key], pause_at - 1)
             return metrics[layout.EPOCH_METRICS[key]]
     return metrics.get(layout.TEST_ACCURACY, metrics.get(layout.TEST_MSE, math.nan))

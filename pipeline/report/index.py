@@ -12,6 +12,7 @@ import pandas as pd
 from pipeline.report import figures
 from pipeline.report.best_lr import STEM as BEST_LR_STEM
 from pipeline.report.best_lr import write_best_lr
+from pipeline.report.early_stopping import grid_pruned, write_early_stopping_section
 from pipeline.report.publish import check_out_dir, report_folder
 from pipeline.report.render import fmt, latex_table, markdown_table
 from pipeline.report.search import trials_of, write_search_section
@@ -64,11 +65,17 @@ def write_report(tracking: Store, experiment_name: str, sweep_id: str, out_dir: 
 
 def _write_files(tracking, jobs, selection, out, markers):
     trials = trials_of(jobs, markers)
-    # A pruned run stopped early: its scores are partial, so table cells leave it out (the search
-    # section lists it, with the epochs pruning saved).
+    # A pruned run stopped early: its scores are partial, so table cells leave it out (the search or
+    # early-stopping section lists it, with the epochs pruning saved). The axes are the grid's, pruned
+    # values included: a cell's best lr is chosen among the values that trained to the end.
     pruned = jobs["pruned"].notna() if "pruned" in jobs else pd.Series(False, index=jobs.index)
+    axes = extra_axes(jobs[~pruned | grid_pruned(jobs)])
+    early_stopping = write_early_stopping_section(jobs, axes, out)
+    stopped_cells = {
+        (label(r[layout.HIDDEN_NEURONS]), r[layout.ACTIVATION], *(label(r[x]) for x in axes))
+        for _, r in jobs[grid_pruned(jobs)].iterrows()
+    }
     jobs = jobs[~pruned].reset_index(drop=True)
-    axes = extra_axes(jobs)
     specs = table_specs(jobs)
     frame = cell_frame(jobs, axes, specs)
     compare = set(jobs["dataset.name"]) == {PUBLISHED_DATASET} if "dataset.name" in jobs else False
@@ -95,6 +102,7 @@ def _write_files(tracking, jobs, selection, out, markers):
                 for a in activations
                 if pd.isna(row[a])
             )
+    missing_cells -= stopped_cells  # stopped on purpose: the early-stopping section says so
 
     activations = ordered_activations(frame["activation"])
     (quality, time_table), quality_spec = tables, specs[0]
@@ -143,7 +151,7 @@ def _write_files(tracking, jobs, selection, out, markers):
     drawn = [(file, title, draw(out / file)) for file, title, draw in plots]
     best_lr = write_best_lr(jobs, axes, quality_spec, selection, out) if layout.LR in axes else None
     literature = literature_rows(jobs)
-    search = write_search_section(trials, out)
+    search = write_search_section(trials, out) + early_stopping
     (out / "report.md").write_text(
         _index(jobs, frame, selection, axes, sections, missing_cells, best_lr, literature, drawn, search)
     )

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 # The grid sweeper's own settings; a sweeper with any other (n_trials, sampler, ...) decides its jobs as it goes.
-GRID_SWEEPER_KEYS = {"_target_", "params", "max_batch_size"}
+GRID_SWEEPER_KEYS = {"_target_", "params", "max_batch_size", "halving"}
 
 
 def sweep_axes(sweeper_params: Mapping[str, Any] | None, task_overrides: Sequence[str]) -> dict[str, list[str]]:
@@ -75,7 +75,8 @@ def job_overrides(sweeper_params: Mapping[str, Any] | None, task_overrides: Sequ
 
 
 def is_grid_sweeper(sweeper_config: Mapping[str, Any]) -> bool:
-    """True when the sweeper runs exactly the grid (Hydra's basic sweeper has only these keys)."""
+    """True when the sweeper runs exactly the grid's jobs (Hydra's basic sweeper, or ours, early stopping
+    or not: every job still runs, if only to its first rung)."""
     return set(sweeper_config) <= GRID_SWEEPER_KEYS
 
 

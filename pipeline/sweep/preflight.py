@@ -2,7 +2,8 @@
 one line and exit 2 with nothing recorded.
 
 In order: the launcher's settings; the workers' fork server starts importing (on the other core);
-every job's config is composed and validated (a search's: each dimension at its extremes); each
+every job's config is composed and validated (a search's: each dimension at its extremes; a grid's
+early stopping: its settings against the grid); each
 distinct dataset is loaded once and every job's batch size and memory checked against it; the
 report's folder; the tracking server answers; a search's settings, and its study's storage answers.
 """
@@ -18,8 +19,8 @@ from pipeline.job.inputs import check_fits, dataset_key
 from pipeline.report.publish import check_out_dir
 from pipeline.runtime import workers
 from pipeline.runtime.termination import termination
-from pipeline.sweep import search
-from pipeline.sweep.grid import app_overrides, compose_jobs, is_grid_sweeper, job_overrides
+from pipeline.sweep import halving, search
+from pipeline.sweep.grid import app_overrides, compose_jobs, is_grid_sweeper, job_overrides, sweep_axes
 from pipeline.tracking import store
 
 if TYPE_CHECKING:
@@ -64,6 +65,10 @@ def validate_jobs(config: DictConfig) -> tuple[list, int | None]:
     else:
         jobs = job_overrides(sweeper.get("params"), config.hydra.overrides.task)
     settings = [validate(job) for job in compose_jobs(config.hydra.job.config_name, map(app_overrides, jobs))]
+    if is_grid_sweeper(sweeper):
+        early_stopping = halving.CellHalving.from_sweeper(sweeper.get("halving"))
+        if early_stopping is not None:
+            early_stopping.check(sweep_axes(sweeper.get("params"), config.hydra.overrides.task), settings)
     return settings, (len(jobs) if is_grid_sweeper(sweeper) else None)
 
 

@@ -1,9 +1,13 @@
-"""Per-run artifacts: resolved config, the confusion matrix (CSV; PNG on request), loss curve, a failed job's log."""
+"""Per-run artifacts: resolved config, the confusion matrix (CSV; PNG on request), loss curve, a failed job's log,
+a paused run's checkpoint."""
 
 from __future__ import annotations
 
+import pickle
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -19,6 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from fnn_core.history import History
+    from pipeline.tracking.store import Store
 
 
 def pyplot() -> ModuleType:
@@ -99,3 +104,30 @@ def log_job_log(log_file: str | os.PathLike | None, traceback_text: str) -> None
         mlflow.log_text(Path(log_file).read_text(errors="replace"), layout.ARTIFACT_JOB_LOG)
     else:
         mlflow.log_text(traceback_text, layout.ARTIFACT_JOB_LOG)
+
+
+@dataclass
+class Checkpoint:
+    """What a paused run continues from: fnn_core's network and optimizer as they were after
+    ``history.epochs`` epochs (``FNN.fit(..., initial_epoch=...)`` resumes them exactly), the
+    epochs' history and the seconds of training so far."""
+
+    network: Any
+    optimizer: Any
+    history: History
+    training_time: float
+
+
+def log_checkpoint(checkpoint: Checkpoint) -> None:
+    """Log ``checkpoint`` to the active run (a pickle: written and read by this pipeline only)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / layout.ARTIFACT_CHECKPOINT
+        path.write_bytes(pickle.dumps(checkpoint, protocol=pickle.HIGHEST_PROTOCOL))
+        mlflow.log_artifact(str(path))
+
+
+def load_checkpoint(store: Store, run_id: str) -> Checkpoint:
+    """The checkpoint a paused run logged (``log_checkpoint``)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = store.client.download_artifacts(run_id, layout.ARTIFACT_CHECKPOINT, folder)
+        return pickle.loads(Path(path).read_bytes())

@@ -96,7 +96,10 @@ DATASET_CONTEXT = "training"  # the run's logged input: name, digest (= dataset_
 ENVIRONMENT_TAGS = ("hostname", "pid", "python", "numpy", "cpu", "cpu_count", "blas")  # runs.environment_tags' order
 BLAS_THREADS = "compute.blas_threads"  # param: the BLAS threads a job used
 TAG_STUDY, TAG_TRIAL = "fnn_sweep.study", "fnn_sweep.trial"  # a search trial's run: its Optuna study and number
-TAG_PRUNED = "pruned"  # a pruned trial's run: the epochs it ran before its pruner stopped it
+TAG_PRUNED = "pruned"  # a pruned run (a search's trial, a grid cell's): the epochs it ran before it was stopped
+# A run paused at a rung of a grid's early stopping ends SCHEDULED, with its checkpoint, until its
+# cell's runs are compared: then it is continued (reopened) or pruned (FINISHED, ``pruned``).
+PAUSED = "SCHEDULED"
 CHOICE_TAG_PREFIX = "choice."  # Hydra's group choices: choice.optimizer = sgd
 
 # ---- artifacts ----
@@ -105,6 +108,7 @@ ARTIFACT_LOSS_CURVE = "loss_curve.png"
 ARTIFACT_CONFUSION_PNG, ARTIFACT_CONFUSION_CSV = "confusion_matrix.png", "confusion_matrix.csv"
 ARTIFACT_MODEL = "model"
 ARTIFACT_JOB_LOG = "job.log"  # a FAILED job's log, traceback included
+ARTIFACT_CHECKPOINT = "checkpoint.pkl"  # a paused run's network, optimizer and history, to continue from
 
 # ---- the typed reader ----
 # Plain column names of ``read_runs`` frames: run info, then these tags. Params keep their
@@ -130,8 +134,8 @@ TAG_COLUMNS = {
 
 
 # A search trial's identity: tags of its run (``trial_tags``), not params, which would differ in every
-# run; where its study is stored is neither.
-TRIAL_KEYS = {"sweep.study": TAG_STUDY, "sweep.trial": TAG_TRIAL, "sweep.study_storage": None}
+# run; where its study is stored, and the epoch a grid's early stopping pauses a job at, are neither.
+TRIAL_KEYS = {"sweep.study": TAG_STUDY, "sweep.trial": TAG_TRIAL, "sweep.study_storage": None, "sweep.pause_at": None}
 
 
 def job_params(resolved_config: Mapping[str, Any]) -> dict[str, Any]:

@@ -114,6 +114,20 @@ def sweep_job_briefs(
     return layout.read_briefs(store, [experiment_id], filter_string=" and ".join(clauses))
 
 
+def sweep_runs_by_hash(store: Store, experiment_id: str, parent_run_id: str) -> dict[str, tuple[str, str]]:
+    """{config hash: (run id, status)} of a sweep's job runs; a reuse marker stands for the run it reused."""
+    found = {}
+    for brief in sweep_job_briefs(store, experiment_id, parent_run_id):  # oldest end first: the newest wins
+        config_hash = brief.tag("config_hash")
+        if config_hash is None:
+            continue
+        if brief.tag("role") == layout.ROLE_REUSED and brief.tag("reused_run"):
+            found[config_hash] = (str(brief.tag("reused_run")), "FINISHED")
+        else:
+            found[config_hash] = (brief.run_id, brief.status)
+    return found
+
+
 def end_sweep(store: Store, run_id: str, status: str, counts: Mapping[str, int], reason: str | None = None) -> None:
     """Close the parent run with the jobs' status counts as metrics ({"FINISHED": 11, ...})
     and, when it ends early, the reason."""
@@ -140,12 +154,15 @@ def job_run(
     config_hash: str,
     sweep: Sweep | None = None,
     choices: Mapping[str, str] | None = None,
+    paused_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """Open the MLflow run of one job, nested under ``sweep`` when given.
 
     ``choices`` are Hydra's config-group choices ({"optimizer": "adam"}), tagged ``choice.<group>``.
+    ``paused_run_id``: reopen that paused run (``layout.PAUSED``) to continue it, nested under
+    ``sweep`` now, instead of creating one; its params stay as they were logged.
 
-    ``with`` guarantees the run ends FINISHED, FAILED when an exception
+    ``with`` guarantees the run ends FINISHED (or paused, ``pause``), FAILED when an exception
     leaves the block, or KILLED on SIGTERM / Ctrl-C: never RUNNING. The run
     is created explicitly, so a stray ``MLFLOW_RUN_ID`` is never reopened.
     """
@@ -158,9 +175,16 @@ def job_run(
     }
     if sweep is not None:
         run_tags.update({layout.TAG_PARENT: sweep.run_id, layout.TAG_SWEEP_ID: sweep.sweep_id})
-    created = store.client.create_run(experiment_id, run_name=run_name, tags=compat.source_tags(run_tags))
-    with mlflow.start_run(run_id=created.info.run_id) as run:
-        mlflow.log_params(layout.job_params(resolved_config))
+    if paused_run_id is None:
+        run_id = store.client.create_run(
+            experiment_id, run_name=run_name, tags=compat.source_tags(run_tags)
+        ).info.run_id
+    else:  # this process (pid, host: the reaper's) and this sweep hold it now
+        run_id = paused_run_id
+        store.client.log_batch(run_id, tags=[mlflow.entities.RunTag(k, str(v)) for k, v in run_tags.items()])
+    with mlflow.start_run(run_id=run_id) as run:
+        if paused_run_id is None:
+            mlflow.log_params(layout.job_params(resolved_config))
         try:
             yield run
         except (SystemExit, KeyboardInterrupt):
@@ -169,16 +193,72 @@ def job_run(
             raise
 
 
-def finished_run(store: Store, experiment_id: str, config_hash: str) -> tuple[str, dict[str, float]] | None:
-    """The newest FINISHED job run with this config hash: (run id, its metrics), or None."""
+def pause() -> None:
+    """End the active run paused (``layout.PAUSED``): its checkpoint is logged, its cell not yet compared."""
+    mlflow.end_run(layout.PAUSED)
+
+
+@dataclass(frozen=True)
+class Resumable:
+    """A job run a job with the same config hash can stand on: FINISHED (reuse it) or paused (continue it)."""
+
+    run_id: str
+    status: str
+    metrics: Mapping[str, float]
+
+
+def resumable_run(store: Store, experiment_id: str, config_hash: str) -> Resumable | None:
+    """The newest FINISHED job run with this config hash, else the newest paused one, else None.
+
+    One query: MLflow filters a status by equality only, and a config has few runs."""
     found = store.client.search_runs(
         [experiment_id],
-        max_results=1,
+        max_results=100,
         order_by=[layout.START_TIME_NEWEST_FIRST],
-        filter_string=f"{layout.tag_is(layout.TAG_CONFIG_HASH, config_hash)} and {layout.status_is('FINISHED')} "
+        filter_string=f"{layout.tag_is(layout.TAG_CONFIG_HASH, config_hash)} "
         f"and {layout.tag_is(layout.TAG_ROLE, layout.ROLE_JOB)}",
     )
-    return (found[0].info.run_id, found[0].data.metrics) if found else None
+    for status in ("FINISHED", layout.PAUSED):
+        for run in found:
+            if run.info.status == status:
+                return Resumable(run.info.run_id, status, run.data.metrics)
+    return None
+
+
+def finished_run(store: Store, experiment_id: str, config_hash: str) -> tuple[str, dict[str, float]] | None:
+    """The newest FINISHED job run with this config hash: (run id, its metrics), or None."""
+    found = resumable_run(store, experiment_id, config_hash)
+    return (found.run_id, dict(found.metrics)) if found is not None and found.status == "FINISHED" else None
+
+
+def adopt(store: Store, run_id: str, sweep: Sweep) -> None:
+    """Nest a paused run under ``sweep``, which compares it and continues or prunes it from now on."""
+    store.client.log_batch(
+        run_id,
+        tags=[
+            mlflow.entities.RunTag(layout.TAG_PARENT, sweep.run_id),
+            mlflow.entities.RunTag(layout.TAG_SWEEP_ID, sweep.sweep_id),
+        ],
+    )
+
+
+def metric_at(store: Store, run_id: str, metric: str, step: int) -> float:
+    """The value of ``metric`` at ``step`` in the run's history (NaN when it has none there)."""
+    values = [m.value for m in store.client.get_metric_history(run_id, metric) if m.step == step]
+    return values[-1] if values else float("nan")
+
+
+def prune_paused(store: Store, run_id: str, epochs_run: int, reason: str) -> None:
+    """End a paused run FINISHED and ``pruned`` after ``epochs_run`` epochs, for ``reason``."""
+    client = store.client
+    client.log_batch(
+        run_id,
+        tags=[
+            mlflow.entities.RunTag(layout.TAG_PRUNED, str(epochs_run)),
+            mlflow.entities.RunTag(layout.TAG_STOP_REASON, reason[:5000]),
+        ],
+    )
+    client.set_terminated(run_id, "FINISHED")
 
 
 def record_reuse(

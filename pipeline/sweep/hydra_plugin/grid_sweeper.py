@@ -7,6 +7,9 @@ already composed and checked every job's config, so this sweeper composes again 
 override Hydra's own settings (``hydra.*``), which pre-flight does not compose. Otherwise it is the
 basic sweeper: the same jobs in the same order (``pipeline.sweep.grid.job_overrides``), the same
 ``max_batch_size``, and the same ``multirun.yaml``, with public Hydra APIs only.
+
+With ``halving.rungs`` it runs the grid in rounds, one per rung, and stops within each cell the runs
+that do not go on (``pipeline.sweep.halving``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
-from pipeline.sweep.grid import job_overrides
+from pipeline.sweep import halving
+from pipeline.sweep.grid import job_overrides, sweep_axes
 
 if TYPE_CHECKING:
     from hydra.core.utils import JobReturn
@@ -33,11 +37,15 @@ log = logging.getLogger(__name__)
 
 class GridSweeper(Sweeper):
     """Every combination of ``params`` and the command line's sweep overrides, in batches of
-    ``max_batch_size`` jobs (None: one batch), launched by the configured launcher."""
+    ``max_batch_size`` jobs (None: one batch), launched by the configured launcher; ``halving``: the
+    early stopping's settings (``halving.CellHalving``)."""
 
-    def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, max_batch_size: int | None = None, params: dict[str, str] | None = None, halving: dict | None = None
+    ) -> None:
         self.max_batch_size = max_batch_size
         self.params = params
+        self.halving = halving
         self.config: DictConfig | None = None
         self.launcher: Launcher | None = None
         self.hydra_context: HydraContext | None = None
@@ -54,12 +62,21 @@ class GridSweeper(Sweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as the basic sweeper does
+        early_stopping = halving.CellHalving.from_sweeper(self.halving)
+        if early_stopping is not None:
+            axes = sweep_axes(self.params, arguments)
+            return halving.launch_rounds(early_stopping, self, jobs, axes, self.config)
+        return self.launch(jobs, 0)
+
+    def launch(self, jobs: Sequence[Sequence[str]], initial_job_idx: int) -> list[Sequence[JobReturn]]:
+        """Launch ``jobs`` in batches of ``max_batch_size``; returns each batch's returns."""
+        assert self.launcher is not None, "setup() first"
         size = self.max_batch_size or len(jobs) or 1
         returns: list[Sequence[JobReturn]] = []
         for start in range(0, len(jobs), size):
-            batch = jobs[start : start + size]
+            batch = list(jobs[start : start + size])
             self.validate_batch_is_legal([job for job in batch if _overrides_hydra(job)])
-            returns.append(self.launcher.launch(batch, initial_job_idx=start))
+            returns.append(self.launcher.launch(batch, initial_job_idx=initial_job_idx + start))
         return returns
 
 
