@@ -1,5 +1,7 @@
 """The benchmark command runs and writes its table (timings themselves are not asserted)."""
 
+import re
+
 import pytest
 
 from benchmarks.scale import PHASE_NAMES
@@ -122,6 +124,32 @@ def test_search_benchmark_compares_samplers_at_the_same_budget(tmp_path):
     assert 0 < rows["summed training per study (s)"] < rows["wall per study (s)"]
     assert 0 <= rows["worker time idle in rounds (%)"] < 100 and rows["pruned trials per study"] == 0
     assert (tmp_path / "search_benchmark.png").is_file()
+
+
+@pytest.mark.readme(
+    "python -m benchmarks.halving",
+    "python -m benchmarks.halving --dataset fashion_mnist --out reports/halving_benchmark_fashion_mnist.md",
+)
+def test_halving_benchmark_compares_the_study_with_and_without_early_stopping(tmp_path):
+    out = tmp_path / "halving_benchmark.md"
+    result = run_pipeline(
+        tmp_path,
+        *("--dataset", "digits", "--seeds", "1", "--rungs", "1", "--out", str(out)),
+        *("--overrides", "model.activation=relu", "model.hidden_neurons=32", "train.epochs=3"),
+        module="benchmarks.halving",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text()
+    rows = {
+        cells[0]: cells[1:]
+        for cells in (
+            [c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")
+        )
+    }
+    full, early = float(rows["summed training (s)"][0]), float(rows["summed training (s)"][1])
+    assert 0 < early < full and rows["runs stopped early"][:2] == ["0", "3"]  # 3 of 6 lrs go on from epoch 1
+    assert re.fullmatch(r"[01] of 1", rows["cells with the same validation-best lr"][1])
+    assert rows["relu"][0] == "32"  # the one cell, with its chosen lr on both sides
 
 
 def _first_column(markdown, header):
