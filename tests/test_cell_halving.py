@@ -119,6 +119,10 @@ def _history(home, run_id, metric="val_accuracy"):
 
 @pytest.mark.slow
 def test_early_stopping_keeps_every_cell_continues_exactly_and_resumes(tmp_path):
+    by_hand = run_pipeline(tmp_path, "dataset=digits", "sweep.pause_at=2")  # the sweeper's key, not the user's
+    assert by_hand.returncode == 2 and by_hand.stderr.strip().splitlines()[-1].startswith("error: sweep.pause_at is")
+    assert not (tmp_path / "mlflow.db").exists()
+
     result = run_pipeline(tmp_path, *GRID)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Early stopping at epoch 1: 2 cells compared on val accuracy; 8 runs go on, 4 stopped" in result.stdout
@@ -179,6 +183,14 @@ def test_early_stopping_keeps_every_cell_continues_exactly_and_resumes(tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(jobs_of(mlflow_runs(tmp_path))) == 12
     assert "0 runs go on, 0 stopped" in again.stdout and again.stdout.count("skipped: finished") == 12
+
+    # sweep.rerun=true trains every job again, and its survivors are continued, never started over.
+    rerun = run_pipeline(tmp_path, *GRID, "sweep.rerun=true")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    jobs = jobs_of(mlflow_runs(tmp_path))
+    latest = jobs[jobs["tags.mlflow.parentRunId"] != best["tags.mlflow.parentRunId"]]
+    assert len(latest) == 12 == latest["tags.fnn_sweep.config_hash"].nunique()
+    assert sorted(latest["tags.pruned"].fillna("4")) == ["1"] * 4 + ["2"] * 4 + ["4"] * 4
 
 
 @pytest.mark.slow

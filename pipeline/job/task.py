@@ -21,6 +21,7 @@ from pipeline.job.inputs import dataset_for
 from pipeline.job.train import train_and_log
 from pipeline.runtime import failure, lifecycle, workers
 from pipeline.runtime.termination import termination
+from pipeline.sweep.halving import PAUSE_AT_BY_HAND
 from pipeline.tracking import artifacts, layout, runs, store
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ def _single_run(cfg, job):
     """``python -m pipeline``: bad input of any kind is one line and exit 2, before any run exists."""
     try:
         settings = validate(cfg)
+        if settings.sweep.pause_at is not None:
+            raise failure.InputError(PAUSE_AT_BY_HAND)
         store.probe(cfg.mlflow.tracking_uri)
         experiment_id = store.existing_experiment(cfg.mlflow)  # None: a store to be made below
         tracking = store.open_store(cfg.mlflow.tracking_uri)
@@ -123,19 +126,22 @@ def _sweep_job(cfg, job):
         return math.nan
     name, resolved, identity = identify(cfg)
     label = label_for(name, job, sweep)
-    paused_run_id = None
+    paused_run_id, previous = None, None
     if bad_input is None and not cfg.sweep.rerun:
         previous = runs.resumable_run(tracking, experiment_id, identity)
-        reuse = (tracking, experiment_id, sweep, name, resolved, identity, label, job, settings.sweep.pause_at)
-        if previous is not None and previous.status == "FINISHED":
-            return _reuse(previous.run_id, previous.metrics, *reuse)
-        if previous is not None:  # paused at a rung: continued from there
-            paused_run_id = previous.run_id
-            if (
-                settings.sweep.pause_at is not None
-                and previous.metrics.get(layout.EPOCHS_RUN, 0) >= settings.sweep.pause_at
-            ):
-                return _still_paused(previous, *reuse)
+    elif bad_input is None and sweep is not None:
+        # Trained again (sweep.rerun), but a run this sweep paused at a rung is continued.
+        previous = runs.resumable_run(tracking, experiment_id, identity, paused_under=sweep.run_id)
+    reuse = (tracking, experiment_id, sweep, name, resolved, identity, label, job, settings.sweep.pause_at)
+    if previous is not None and previous.status == "FINISHED":
+        return _reuse(previous.run_id, previous.metrics, *reuse)
+    if previous is not None:  # paused at a rung: continued from there
+        paused_run_id = previous.run_id
+        if (
+            settings.sweep.pause_at is not None
+            and previous.metrics.get(layout.EPOCHS_RUN, 0) >= settings.sweep.pause_at
+        ):
+            return _still_paused(previous, *reuse)
     phases["lookups"] = time.perf_counter() - lookups
     if bad_input is None:
         try:

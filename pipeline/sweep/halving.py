@@ -36,6 +36,10 @@ log = logging.getLogger("pipeline")
 
 SEED_KEY = "train.seed"  # pooled: the runs of one value with different seeds are one competitor
 SETTINGS = "hydra.sweeper.halving"
+PAUSE_AT_BY_HAND = (
+    "sweep.pause_at is set on each job by the grid's early stopping; "
+    "to stop runs early, give hydra.sweeper.halving.rungs (e.g. [1,3]) in a sweep (-m)"
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class CellHalving:
         for key in self.compete:
             if len(axes.get(key, ())) < 2:
                 raise InputError(
-                    f"{SETTINGS}.compete: {key} is not swept; give it several values (e.g. {key}=0.01,0.1), "
+                    f"{SETTINGS}.compete: {key} is not swept; give it several values ({key}=x,y,...), "
                     "or name the axis whose values compete"
                 )
         for job in settings:

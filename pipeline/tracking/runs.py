@@ -207,18 +207,25 @@ class Resumable:
     metrics: Mapping[str, float]
 
 
-def resumable_run(store: Store, experiment_id: str, config_hash: str) -> Resumable | None:
-    """The newest FINISHED job run with this config hash, else the newest paused one, else None.
+def resumable_run(
+    store: Store, experiment_id: str, config_hash: str, paused_under: str | None = None
+) -> Resumable | None:
+    """The newest FINISHED job run with this config hash, else the newest paused one, else None;
+    with ``paused_under`` (a sweep's parent run id) only a paused run that sweep holds.
 
     One query: MLflow filters a status by equality only, and a config has few runs."""
-    found = store.client.search_runs(
-        [experiment_id],
-        max_results=100,
-        order_by=[layout.START_TIME_NEWEST_FIRST],
-        filter_string=f"{layout.tag_is(layout.TAG_CONFIG_HASH, config_hash)} "
-        f"and {layout.tag_is(layout.TAG_ROLE, layout.ROLE_JOB)}",
+    found = list(
+        store.client.search_runs(
+            [experiment_id],
+            max_results=100,
+            order_by=[layout.START_TIME_NEWEST_FIRST],
+            filter_string=f"{layout.tag_is(layout.TAG_CONFIG_HASH, config_hash)} "
+            f"and {layout.tag_is(layout.TAG_ROLE, layout.ROLE_JOB)}",
+        )
     )
-    for status in ("FINISHED", layout.PAUSED):
+    if paused_under is not None:
+        found = [run for run in found if run.data.tags.get(layout.TAG_PARENT) == paused_under]
+    for status in ("FINISHED", layout.PAUSED) if paused_under is None else (layout.PAUSED,):
         for run in found:
             if run.info.status == status:
                 return Resumable(run.info.run_id, status, run.data.metrics)
