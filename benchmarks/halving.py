@@ -67,6 +67,7 @@ def markdown(full: Arm, early: Arm, rungs: Sequence[int], factor: float, dataset
     train_full = float(full_jobs[layout.TRAINING_TIME].sum())
     train_early = float(early_jobs[layout.TRAINING_TIME].sum())
     pruned = int(early_jobs["pruned"].notna().sum()) if "pruned" in early_jobs else 0
+    epochs_full, epochs_early = int(full_jobs[layout.EPOCHS_RUN].sum()), int(early_jobs[layout.EPOCHS_RUN].sum())
     narrowed = f" (with {' '.join(extra[1:])})" if extra[1:] else ""
     lines = [
         "# Early stopping within cells: the learning-rate study with and without",
@@ -83,6 +84,7 @@ def markdown(full: Arm, early: Arm, rungs: Sequence[int], factor: float, dataset
         "| --- | ---: | ---: | ---: |",
         f"| summed training (s) | {train_full:.3f} | {train_early:.3f} | {train_full / train_early:.2f}x |",
         f"| wall (s) | {full_wall:.3f} | {early_wall:.3f} | {full_wall / early_wall:.2f}x |",
+        f"| epochs trained | {epochs_full} | {epochs_early} | {epochs_full / epochs_early:.2f}x |",
         f"| runs stopped early | 0 | {pruned} | |",
         f"| cells with the same validation-best lr | | {same} of {len(cells)} | |",
         f"| cells within the full grid's seed std | | {int(within.sum())} of {len(cells)} | |",

@@ -280,6 +280,12 @@ class SweepConfig(Checked):
     }
 
 
+PAUSE_AT_BY_HAND = (
+    "sweep.pause_at is set on each job by the grid's early stopping; "
+    "to stop runs early, give hydra.sweeper.halving.rungs (e.g. [1,3]) in a sweep (-m)"
+)
+
+
 @dataclass
 class ReportConfig(Checked):
     out_dir: str = "${fnn_sweep_home:}/reports"

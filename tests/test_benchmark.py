@@ -135,7 +135,7 @@ def test_halving_benchmark_compares_the_study_with_and_without_early_stopping(tm
     result = run_pipeline(
         tmp_path,
         *("--dataset", "digits", "--seeds", "1", "--rungs", "1", "--out", str(out)),
-        *("--overrides", "model.activation=relu", "model.hidden_neurons=32", "train.epochs=3"),
+        *("--overrides", "model.activation=relu", "model.hidden_neurons=32", "train.epochs=3", "optimizer.lr=0.03,0.3"),
         module="benchmarks.halving",
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -146,8 +146,9 @@ def test_halving_benchmark_compares_the_study_with_and_without_early_stopping(tm
             [c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")
         )
     }
-    full, early = float(rows["summed training (s)"][0]), float(rows["summed training (s)"][1])
-    assert 0 < early < full and rows["runs stopped early"][:2] == ["0", "3"]  # 3 of 6 lrs go on from epoch 1
+    assert float(rows["summed training (s)"][0]) > 0 and float(rows["summed training (s)"][1]) > 0
+    assert rows["epochs trained"][:2] == ["6", "4"]  # 2 lrs x 3 epochs; 2 x 1 and the better one 2 more
+    assert rows["runs stopped early"][:2] == ["0", "1"]
     assert re.fullmatch(r"[01] of 1", rows["cells with the same validation-best lr"][1])
     assert rows["relu"][0] == "32"  # the one cell, with its chosen lr on both sides
 

@@ -95,18 +95,20 @@ def test_pre_flight_checks_the_settings_against_the_grid():
 
 # ---- a real sweep ----
 
-# Per cell (activation x width 32): a hopeless, a slow and a good lr, two seeds each; 4 epochs with
-# rungs at 1 and 2 keep 2 of 3 lrs, then 1 of 2.
+# README's command, narrowed: per cell (activation x width 32) a hopeless, a slow and a good lr, two
+# seeds each; 4 epochs with rungs at 1 and 2 keep 2 of 3 lrs, then 1 of 2.
+README_COMMAND = "python -m pipeline -m +experiment=lr_study train.seed=0,1,2 'hydra.sweeper.halving.rungs=[1,3]'"
 GRID = (
     "-m",
+    "+experiment=lr_study",
+    "train.seed=0,1",
+    "hydra.sweeper.halving.rungs=[1,2]",
     "dataset=digits",
     *FAST,
     "train.epochs=4",
     "model.activation=relu,sigmoid",
     "model.hidden_neurons=32",
     "optimizer.lr=0.0001,0.03,0.3",
-    "train.seed=0,1",
-    "hydra.sweeper.halving.rungs=[1,2]",
 )
 
 
@@ -118,44 +120,69 @@ def _history(home, run_id, metric="val_accuracy"):
 
 
 @pytest.mark.slow
-def test_early_stopping_keeps_every_cell_continues_exactly_and_resumes(tmp_path):
+@pytest.mark.readme(README_COMMAND)
+def test_early_stopping_keeps_every_cell_resumes_and_continues_exactly(tmp_path):
     by_hand = run_pipeline(tmp_path, "dataset=digits", "sweep.pause_at=2")  # the sweeper's key, not the user's
     assert by_hand.returncode == 2 and by_hand.stderr.strip().splitlines()[-1].startswith("error: sweep.pause_at is")
     assert not (tmp_path / "mlflow.db").exists()
 
+    # Stopped once the first rung's comparison is made: the paused runs wait, none is left RUNNING.
+    command, seen = start_pipeline(tmp_path, *GRID), []
+    try:
+        for line in command.stdout:
+            seen.append(line)
+            if "Early stopping at epoch 1" in line:
+                command.send_signal(signal.SIGTERM)  # the round that continues the survivors is starting
+                break
+        command.wait(timeout=120)
+    finally:
+        stop(command)
+    assert "8 runs go on, 4 stopped" in seen[-1], "".join(seen[-20:])
+    first = jobs_of(mlflow_runs(tmp_path))
+    assert "RUNNING" not in set(first["status"]) and (first["tags.pruned"] == "1").sum() == 4
+    paused = set(first.loc[first["status"] == "SCHEDULED", "run_id"])
+    assert paused
+
+    # The same command: the stopped runs count as done, the paused ones are compared as they are and
+    # continued from their checkpoints (a run stopped while being continued trains again).
     result = run_pipeline(tmp_path, *GRID)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Early stopping at epoch 1: 2 cells compared on val accuracy; 8 runs go on, 4 stopped" in result.stdout
+    assert result.stdout.count("skipped: finished") == 4
+    assert "Early stopping at epoch 1: 2 cells compared on val accuracy; 8 runs go on, 0 stopped" in result.stdout
     assert "Early stopping at epoch 2: 2 cells compared on val accuracy; 4 runs go on, 4 stopped" in result.stdout
     runs = mlflow_runs(tmp_path)
     jobs = jobs_of(runs)
-    # One run per config, every one FINISHED and nested under the sweep's one parent: none left paused.
-    assert len(jobs) == 12 == jobs["tags.fnn_sweep.config_hash"].nunique()
-    assert set(jobs["status"]) == {"FINISHED"} and jobs["tags.mlflow.parentRunId"].nunique() == 1
-    assert "params.sweep.pause_at" not in jobs
+    assert "params.sweep.pause_at" not in jobs and not ({"SCHEDULED", "RUNNING"} & set(jobs["status"]))
+    jobs = jobs[jobs["status"] == "FINISHED"]
+    assert len(jobs) == 12 == jobs["tags.fnn_sweep.config_hash"].nunique()  # one finished run per config
     jobs = jobs.assign(
         lr=jobs["params.optimizer.lr"].astype(float),
         activation=jobs["params.model.activation"],
         pruned=jobs["tags.pruned"],
     )
+    latest = runs.loc[runs["tags.fnn_sweep.role"] == "sweep"].sort_values("start_time")["run_id"].iloc[-1]
     for _, cell in jobs.groupby("activation"):  # every cell keeps one lr, with both its seeds, to the end
         finished = cell[cell["pruned"].isna()]
         assert len(finished) == 2 and finished["lr"].nunique() == 1 and set(finished["metrics.epochs_run"]) == {4}
-        first = cell[cell["pruned"] == "1"]  # stopped at the first rung: the lowest mean val accuracy there
-        assert first["lr"].nunique() == 1 and len(first) == 2
+        assert set(finished["tags.mlflow.parentRunId"]) == {latest}  # nested under the sweep that finished them
+        first_rung = cell[cell["pruned"] == "1"]  # stopped at the first rung: the lowest mean val accuracy there
+        assert first_rung["lr"].nunique() == 1 and len(first_rung) == 2
         at_rung = {lr: sum(_history(tmp_path, r)[0][1] for r in g["run_id"]) / 2 for lr, g in cell.groupby("lr")}
-        assert at_rung[first["lr"].iloc[0]] == min(at_rung.values())
-        assert "ranked 3 of 3 in its cell (model.activation=" in first["tags.stop_reason"].iloc[0]
+        assert at_rung[first_rung["lr"].iloc[0]] == min(at_rung.values())
+        assert "ranked 3 of 3 in its cell (model.activation=" in first_rung["tags.stop_reason"].iloc[0]
     for _, run in jobs.iterrows():  # a stopped run keeps each epoch it ran, and its test score
         epochs = 4 if pd.isna(run["pruned"]) else int(run["pruned"])
         assert [step for step, _ in _history(tmp_path, run["run_id"])] == list(range(epochs))
         assert run["metrics.test_accuracy"] > 0 and run["metrics.epochs_run"] == epochs
 
-    # A continued run trained exactly as an uninterrupted one: the same curve, to the last digit.
-    best = jobs[jobs["pruned"].isna()].iloc[0]
+    # A run paused by one command and continued by the next trained exactly as an uninterrupted one.
+    continued = jobs[jobs["pruned"].isna() & jobs["run_id"].isin(paused)]
+    assert len(continued), "a paused run was continued"
+    best = continued.iloc[0]
     alone = tmp_path / "alone"
     single = run_pipeline(
         alone,
+        *GRID[1:2],
         "dataset=digits",
         *FAST,
         "train.epochs=4",
@@ -172,51 +199,16 @@ def test_early_stopping_keeps_every_cell_continues_exactly_and_resumes(tmp_path)
     # The report: tables of the runs that trained to the end, no cell called missing, what was saved.
     report = (tmp_path / "reports" / "latest" / "report.md").read_text()
     assert "## Missing cells (no finished run): 0" in report
-    assert "## Early stopping: 8 of 12 runs stopped within their cells" in report
-    assert "28 of 48 epochs trained (42% not trained)" in report
     assert "at the best learning rate per cell" in report
     stopped = pd.read_csv(tmp_path / "reports" / "latest" / "pruned_runs.csv")
     assert sorted(stopped["stopped_after_epoch"]) == [1, 1, 1, 1, 2, 2, 2, 2]
-
-    # The same command again: every run counts as done, pruned ones included; nothing trains.
-    again = run_pipeline(tmp_path, *GRID)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert len(jobs_of(mlflow_runs(tmp_path))) == 12
-    assert "0 runs go on, 0 stopped" in again.stdout and again.stdout.count("skipped: finished") == 12
+    assert "## Early stopping: 8 of 12 runs stopped within their cells" in report
+    assert "28 of 48 epochs trained (42% not trained)" in report
 
     # sweep.rerun=true trains every job again, and its survivors are continued, never started over.
     rerun = run_pipeline(tmp_path, *GRID, "sweep.rerun=true")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     jobs = jobs_of(mlflow_runs(tmp_path))
-    latest = jobs[jobs["tags.mlflow.parentRunId"] != best["tags.mlflow.parentRunId"]]
-    assert len(latest) == 12 == latest["tags.fnn_sweep.config_hash"].nunique()
-    assert sorted(latest["tags.pruned"].fillna("4")) == ["1"] * 4 + ["2"] * 4 + ["4"] * 4
-
-
-@pytest.mark.slow
-def test_a_sweep_stopped_between_rungs_leaves_its_runs_paused_and_the_same_command_continues_them(tmp_path):
-    grid = [*GRID[:-1], "hydra.sweeper.halving.rungs=[2]", "train.epochs=8", "hydra.launcher.n_jobs=1"]
-    command, seen = start_pipeline(tmp_path, *grid), []
-    try:
-        for line in command.stdout:
-            seen.append(line)
-            if "Early stopping at epoch 2" in line:
-                command.send_signal(signal.SIGTERM)  # the round that continues the survivors is starting
-                break
-        command.wait(timeout=120)
-    finally:
-        stop(command)
-    assert "Early stopping at epoch 2" in seen[-1], "".join(seen[-20:])
-    first = jobs_of(mlflow_runs(tmp_path))
-    assert "RUNNING" not in set(first["status"]) and (first["status"] == "SCHEDULED").any()
-    paused = set(first.loc[first["status"] == "SCHEDULED", "run_id"])
-
-    result = run_pipeline(tmp_path, *grid)
-    assert result.returncode == 0, result.stderr[-3000:]
-    jobs = jobs_of(mlflow_runs(tmp_path))
-    finished = jobs[(jobs["status"] == "FINISHED") & jobs["tags.pruned"].isna()]
-    assert set(finished["run_id"]) & paused  # continued from their checkpoints, not trained again
-    assert "SCHEDULED" not in set(jobs["status"])
-    for run_id in finished["run_id"]:
-        assert [step for step, _ in _history(tmp_path, run_id)] == list(range(8))
-    assert finished["params.model.activation"].nunique() == 2  # every cell
+    last = jobs[~jobs["tags.mlflow.parentRunId"].isin(set(runs["run_id"]))]
+    assert len(last) == 12 == last["tags.fnn_sweep.config_hash"].nunique()
+    assert sorted(last["tags.pruned"].fillna("4")) == ["1"] * 4 + ["2"] * 4 + ["4"] * 4

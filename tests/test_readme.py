@@ -83,12 +83,6 @@ PIPELINE_COMMANDS = {
     "python -m pipeline -m compute.blas_threads=2": ONE_JOB,
     "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": (*ONE_JOB, "optimizer.lr=0.03,0.3"),
     "python -m pipeline -m +experiment=lr_study_published train.seed=0,1,2": (*ONE_JOB, "optimizer.lr=0.03,0.3"),
-    "python -m pipeline -m +experiment=lr_study train.seed=0,1,2 'hydra.sweeper.halving.rungs=[1,3]'": (
-        "model.activation=relu",
-        "model.hidden_neurons=32",
-        "train.epochs=4",
-        "optimizer.lr=0.03,0.3",
-    ),
     # A search, narrowed to two quick trials.
     "python -m pipeline -m hydra/sweeper=optuna hydra.sweeper.n_trials=40 'optimizer.lr=tag(log, interval(1e-3, 1))' "
     "'model.hidden_neurons=interval(16, 512)' 'model.activation=choice(relu,tanh,sigmoid)' "
@@ -100,7 +94,6 @@ JOBS = {
     "python -m pipeline -m train.seed=0,1,2": 3,
     "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": 6,
     "python -m pipeline -m +experiment=lr_study_published train.seed=0,1,2": 6,
-    "python -m pipeline -m +experiment=lr_study train.seed=0,1,2 'hydra.sweeper.halving.rungs=[1,3]'": 6,
 }
 
 
@@ -127,8 +120,6 @@ def test_readme_pipeline_commands_run(command, home, mnist_dir):
         assert set(jobs["params.batch_size"]) == {"1"} and set(jobs["params.model.init"]) == {"normal"}
     if "lr_study" in command:
         assert (home / "reports" / "latest" / "table1_best_lr.csv").is_file()  # lr is an axis of the preset's grid
-    if "halving" in command:  # of 2 lrs, 1 goes on from the first rung with its 3 seeds
-        assert sorted(jobs["tags.pruned"].fillna("none")) == ["1", "1", "1", "none", "none", "none"]
 
 
 @pytest.mark.slow

@@ -229,7 +229,7 @@ def _run_ids_as_admin(url, password, monkeypatch):
             monkeypatch.delenv(name, raising=False)
 
 
-def _two_jobs_nested_in_mlflow(home, launcher, *settings):
+def _two_jobs_nested_in_mlflow(home, launcher, *settings, epochs=1):
     """A 2-job sweep through ``launcher``: both runs FINISHED under one parent; returns the job runs."""
     result = run_pipeline(
         home,
@@ -239,7 +239,7 @@ def _two_jobs_nested_in_mlflow(home, launcher, *settings):
         "dataset=digits",
         "model.activation=relu,tanh",
         "model.hidden_neurons=8",
-        "train.epochs=1",
+        f"train.epochs={epochs}",
         *FAST,
         "report.after_sweep=false",
     )
@@ -257,8 +257,13 @@ def _two_jobs_nested_in_mlflow(home, launcher, *settings):
 )
 @pytest.mark.readme("python -m pipeline -m hydra/launcher=submitit_local")
 def test_submitit_local_launcher_runs_jobs_that_nest_in_mlflow(home):
-    jobs = _two_jobs_nested_in_mlflow(home, "submitit_local")
+    # With the grid's early stopping (the two activations compete after epoch 1): its rounds run on
+    # submitit too, and the survivor is continued in a process of its own.
+    halving = ("hydra.sweeper.halving.rungs=[1]", "hydra.sweeper.halving.compete=[model.activation]")
+    jobs = _two_jobs_nested_in_mlflow(home, "submitit_local", *halving, epochs=2)
     assert len(set(jobs["tags.pid"]) | {str(os.getpid())}) == 3  # each job in a process of its own
+    assert sorted(jobs["tags.pruned"].fillna("none")) == ["1", "none"]
+    assert sorted(jobs["metrics.epochs_run"]) == [1, 2]
 
 
 @pytest.mark.skipif(

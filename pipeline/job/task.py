@@ -14,14 +14,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pipeline.config import validate
+from pipeline.config import PAUSE_AT_BY_HAND, validate
 from pipeline.job.context import JobContext
 from pipeline.job.identity import identify, label_for, run_name
 from pipeline.job.inputs import dataset_for
 from pipeline.job.train import train_and_log
 from pipeline.runtime import failure, lifecycle, workers
 from pipeline.runtime.termination import termination
-from pipeline.sweep.halving import PAUSE_AT_BY_HAND
 from pipeline.tracking import artifacts, layout, runs, store
 
 if TYPE_CHECKING:

@@ -36,10 +36,6 @@ log = logging.getLogger("pipeline")
 
 SEED_KEY = "train.seed"  # pooled: the runs of one value with different seeds are one competitor
 SETTINGS = "hydra.sweeper.halving"
-PAUSE_AT_BY_HAND = (
-    "sweep.pause_at is set on each job by the grid's early stopping; "
-    "to stop runs early, give hydra.sweeper.halving.rungs (e.g. [1,3]) in a sweep (-m)"
-)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import validate
+from pipeline.config import PAUSE_AT_BY_HAND, validate
 from pipeline.data import load_dataset
 from pipeline.errors import InputError
 from pipeline.job.inputs import check_fits, dataset_key
@@ -67,7 +67,7 @@ def validate_jobs(config: DictConfig) -> tuple[list, int | None]:
         jobs = job_overrides(sweeper.get("params"), config.hydra.overrides.task)
     settings = [validate(job) for job in compose_jobs(config.hydra.job.config_name, map(app_overrides, jobs))]
     if any(job.sweep.pause_at is not None for job in settings):
-        raise InputError(halving.PAUSE_AT_BY_HAND)
+        raise InputError(PAUSE_AT_BY_HAND)
     if is_grid_sweeper(sweeper):
         early_stopping = halving.CellHalving.from_sweeper(sweeper.get("halving"))
         if early_stopping is not None:

@@ -52,10 +52,11 @@ def job_line(done: int, planned: int | None, job: layout.RunBrief) -> str:
     return f"{head}  {quality}  training {job.metrics.get(layout.TRAINING_TIME, float('nan')):.1f} s{pruned}"
 
 
-def sweep_line(done: int, failed: int, running: int, planned: int | None, elapsed: float) -> str:
-    """'sweep: 5/12 done (1 failed), 2 running, 41 s elapsed, about 57 s left'."""
+def sweep_line(done: int, failed: int, running: int, paused: int, planned: int | None, elapsed: float) -> str:
+    """'sweep: 5/12 done (1 failed), 3 paused at a rung, 2 running, 41 s elapsed, about 57 s left'."""
     text = f"sweep: {done}/{planned or '?'} done"
     text += f" ({failed} failed)" if failed else ""
+    text += f", {paused} paused at a rung" if paused else ""
     text += f", {running} running, {elapsed:.0f} s elapsed"
     if planned and 0 < done < planned:  # throughput so far, whatever the parallelism
         text += f", about {elapsed / done * (planned - done):.0f} s left"
@@ -79,6 +80,7 @@ class SweepProgress:
         self.poll_s, self.summary_s = poll_s, summary_s
         self.reported: dict[str, int] = {}  # run id -> its end time (ms since the epoch)
         self.failed = 0
+        self.paused: set[str] = set()  # runs paused at a rung of the grid's early stopping, not yet compared
         self._newest_end = 0  # ms since the epoch: the newest end time seen
         self._experiment_id: str | None = None
         self.started = time.monotonic()
@@ -114,9 +116,9 @@ class SweepProgress:
                 log.info(sweep_line(*counts, self.planned, time.monotonic() - self.started))
                 last_summary = time.monotonic()
 
-    def poll(self, everything: bool = False, count_running: bool = True) -> tuple[int, int, int]:
+    def poll(self, everything: bool = False, count_running: bool = True) -> tuple[int, int, int, int]:
         """Print a line for each job that ended since the last poll; returns (done, failed, running;
-        0 without ``count_running``).
+        0 without ``count_running``, paused at a rung).
 
         Each poll reads only the running runs and those that ended lately (end times within
         ``END_TIME_SLACK_MS`` of the newest seen, for clocks of other machines) and were not reported
@@ -143,18 +145,22 @@ class SweepProgress:
                     with self.bar.external_write_mode():
                         log.info(job_line(len(self.reported), self.planned, job))
         self._newest_end = max([self._newest_end, *(job.end_time or 0 for job in ended)])
+        self.paused |= {job.run_id for job in jobs if job.status == layout.PAUSED}
         if everything or ended_lately is None:
-            running = sum(job.status == "RUNNING" for job in jobs)
+            running_jobs = [job for job in jobs if job.status == "RUNNING"]
         elif not count_running:
-            running = 0
+            running_jobs = []
         else:  # a running run has no end time, so the query above left it out
-            running = len(
-                runs.sweep_job_briefs(self.store, self._experiment_id, self.parent_run_id, layout.status_is("RUNNING"))
+            running_jobs = runs.sweep_job_briefs(
+                self.store, self._experiment_id, self.parent_run_id, layout.status_is("RUNNING")
             )
+        self.paused -= {job.run_id for job in [*ended, *running_jobs]}  # continued, or compared and stopped
+        running = len(running_jobs)
         if self.bar is not None:
-            self.bar.set_postfix_str(f"{self.failed} failed, {running} running", refresh=False)
+            paused = f"{len(self.paused)} paused, " if self.paused else ""
+            self.bar.set_postfix_str(f"{self.failed} failed, {paused}{running} running", refresh=False)
             self.bar.update(len(self.reported) - self.bar.n)
-        return len(self.reported), self.failed, running
+        return len(self.reported), self.failed, running, len(self.paused)
 
 
 def _bar(planned: int | None) -> tqdm:
