@@ -71,10 +71,12 @@ def test_the_lr_study_presets_sweep_six_learning_rates(preset, init, batch_size)
 
 
 @pytest.mark.slow
+@pytest.mark.readme("python -m pipeline -m +experiment=lr_study train.seed=0,1,2")
 def test_a_real_lr_sweep_reports_the_validation_best_lr_per_cell(home):
-    result = run_pipeline(
+    result = run_pipeline(  # README's learning-rate study, narrowed
         home,
         "-m",
+        "+experiment=lr_study",
         "dataset=digits",
         "model.activation=relu,tanh",
         "model.hidden_neurons=8,16",

@@ -97,7 +97,6 @@ def test_pre_flight_checks_the_settings_against_the_grid():
 
 # README's command, narrowed: per cell (activation x width 32) a hopeless, a slow and a good lr, two
 # seeds each; 4 epochs with rungs at 1 and 2 keep 2 of 3 lrs, then 1 of 2.
-README_COMMAND = "python -m pipeline -m +experiment=lr_study train.seed=0,1,2 'hydra.sweeper.halving.rungs=[1,3]'"
 GRID = (
     "-m",
     "+experiment=lr_study",
@@ -120,7 +119,7 @@ def _history(home, run_id, metric="val_accuracy"):
 
 
 @pytest.mark.slow
-@pytest.mark.readme(README_COMMAND)
+@pytest.mark.readme("python -m pipeline -m +experiment=lr_study train.seed=0,1,2 'hydra.sweeper.halving.rungs=[1,3]'")
 def test_early_stopping_keeps_every_cell_resumes_and_continues_exactly(tmp_path):
     by_hand = run_pipeline(tmp_path, "dataset=digits", "sweep.pause_at=2")  # the sweeper's key, not the user's
     assert by_hand.returncode == 2 and by_hand.stderr.strip().splitlines()[-1].startswith("error: sweep.pause_at is")

@@ -81,7 +81,6 @@ PIPELINE_COMMANDS = {
     "python -m pipeline -m +experiment=table1_published": ONE_JOB,
     "python -m pipeline -m hydra.launcher.n_jobs=4": ONE_JOB,
     "python -m pipeline -m compute.blas_threads=2": ONE_JOB,
-    "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": (*ONE_JOB, "optimizer.lr=0.03,0.3"),
     "python -m pipeline -m +experiment=lr_study_published train.seed=0,1,2": (*ONE_JOB, "optimizer.lr=0.03,0.3"),
     # A search, narrowed to two quick trials.
     "python -m pipeline -m hydra/sweeper=optuna hydra.sweeper.n_trials=40 'optimizer.lr=tag(log, interval(1e-3, 1))' "
@@ -92,7 +91,6 @@ PIPELINE_COMMANDS = {
 }
 JOBS = {
     "python -m pipeline -m train.seed=0,1,2": 3,
-    "python -m pipeline -m +experiment=lr_study train.seed=0,1,2": 6,
     "python -m pipeline -m +experiment=lr_study_published train.seed=0,1,2": 6,
 }
 
