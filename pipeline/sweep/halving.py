@@ -204,7 +204,7 @@ def launch_rounds(
         if rung is None:
             break
         by_hash = runs.sweep_runs_by_hash(tracking, experiment_id, sweep.run_id)
-        active, stopped = [], 0
+        active, stopped, metric = [], 0, "val_accuracy"
         for cell in cells:
             if not alive[cell.name]:
                 continue  # every run of the cell failed
