@@ -211,3 +211,30 @@ def test_early_stopping_keeps_every_cell_resumes_and_continues_exactly(tmp_path)
     last = jobs[~jobs["tags.mlflow.parentRunId"].isin(set(runs["run_id"]))]
     assert len(last) == 12 == last["tags.fnn_sweep.config_hash"].nunique()
     assert sorted(last["tags.pruned"].fillna("4")) == ["1"] * 4 + ["2"] * 4 + ["4"] * 4
+
+
+def test_a_sweep_job_whose_config_is_bad_is_its_failed_run_not_a_traceback(tmp_path, monkeypatch):
+    """The job's own validation (what a sampling sweeper or another machine's job may meet) records a
+    FAILED run, the early stopping's lookups included: no attribute of a config that never validated."""
+    import mlflow
+    from hydra import compose, initialize_config_dir
+
+    from helpers import REPO
+    from pipeline.config import register_configs
+    from pipeline.job.context import JobContext
+    from pipeline.job.task import _sweep_job
+
+    register_configs()
+    monkeypatch.setenv("FNN_SWEEP_HOME", str(tmp_path))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=["dataset=digits", "model.hidden_neurons=0", "sweep.pause_at=1", f"mlflow.tracking_uri={uri}"],
+        )
+    result = _sweep_job(cfg, JobContext(sweep_dir=str(tmp_path / "sweep"), number=0))
+    assert math.isnan(result)
+    [run] = mlflow.MlflowClient(uri).search_runs(
+        [mlflow.MlflowClient(uri).get_experiment_by_name("fnn-sweep").experiment_id]
+    )
+    assert run.info.status == "FAILED" and "hidden_neurons" in run.data.tags["failure_reason"]

@@ -131,15 +131,13 @@ def _sweep_job(cfg, job):
     elif bad_input is None and sweep is not None:
         # Trained again (sweep.rerun), but a run this sweep paused at a rung is continued.
         previous = runs.resumable_run(tracking, experiment_id, identity, paused_under=sweep.run_id)
-    reuse = (tracking, experiment_id, sweep, name, resolved, identity, label, job, settings.sweep.pause_at)
+    pause_at = settings.sweep.pause_at if settings is not None else None  # None: bad input, recorded below
+    reuse = (tracking, experiment_id, sweep, name, resolved, identity, label, job, pause_at)
     if previous is not None and previous.status == "FINISHED":
         return _reuse(previous.run_id, previous.metrics, *reuse)
     if previous is not None:  # paused at a rung: continued from there
         paused_run_id = previous.run_id
-        if (
-            settings.sweep.pause_at is not None
-            and previous.metrics.get(layout.EPOCHS_RUN, 0) >= settings.sweep.pause_at
-        ):
+        if pause_at is not None and previous.metrics.get(layout.EPOCHS_RUN, 0) >= pause_at:
             return _still_paused(previous, *reuse)
     phases["lookups"] = time.perf_counter() - lookups
     if bad_input is None:
