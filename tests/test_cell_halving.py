@@ -238,3 +238,33 @@ def test_a_sweep_job_whose_config_is_bad_is_its_failed_run_not_a_traceback(tmp_p
         [mlflow.MlflowClient(uri).get_experiment_by_name("fnn-sweep").experiment_id]
     )
     assert run.info.status == "FAILED" and "hidden_neurons" in run.data.tags["failure_reason"]
+
+
+def test_progress_counts_the_runs_paused_at_a_rung_until_they_end(tmp_path):
+    """The sweep line and the bar say how many runs wait at a rung; a paused run is not done until it
+    is continued to its end or stopped."""
+    import mlflow
+
+    from pipeline.sweep.progress import SweepProgress, sweep_line
+    from pipeline.tracking import layout as run_layout
+    from pipeline.tracking import runs as tracked
+    from pipeline.tracking import store
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    experiment_id = client.create_experiment("fnn-sweep")
+    tracking = store.open_store(uri)
+    parent = tracked.start_sweep(tracking, experiment_id, "sweep-x", str(tmp_path), 3, 2, "3 jobs")
+    tags = {run_layout.TAG_PARENT: parent, run_layout.TAG_ROLE: run_layout.ROLE_JOB}
+    paused = [client.create_run(experiment_id, tags=tags).info.run_id for _ in range(2)]
+    for run_id in paused:
+        client.set_terminated(run_id, run_layout.PAUSED)
+    client.create_run(experiment_id, tags=tags)  # running
+    progress = SweepProgress(tracking, parent, 3)
+    assert progress.poll() == (0, 0, 1, 2)
+    tracked.prune_paused(tracking, paused[0], 1, "stopped after epoch 1")
+    assert progress.poll() == (1, 0, 1, 1)
+    assert (
+        sweep_line(1, 0, 1, 1, 3, 10.0)
+        == "sweep: 1/3 done, 1 paused at a rung, 1 running, 10 s elapsed, about 20 s left"
+    )
