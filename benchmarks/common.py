@@ -1,4 +1,5 @@
-"""What the benchmarks share: a timed `python -m pipeline -m` in its own home, and their Markdown tables."""
+"""What the benchmarks share: a timed `python -m pipeline -m` in its own home, the runs it left, and their
+Markdown tables."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.tracking.store import Store
 
 
 def timed_sweep(home: str, overrides: Sequence[str], failed_jobs_ok: bool = False) -> tuple[float, float]:
@@ -21,6 +28,17 @@ def timed_sweep(home: str, overrides: Sequence[str], failed_jobs_ok: bool = Fals
     if result.returncode != 0 and not (failed_jobs_ok and result.returncode == 1):
         sys.exit(f"error: the sweep failed (exit {result.returncode}): {result.stderr.strip().splitlines()[-1:]}")
     return wall, started
+
+
+def runs_in(home: str) -> tuple[Store, pd.DataFrame]:
+    """The store a sweep made in ``home`` (``timed_sweep``) and every run of its experiment
+    (a ``layout.read_runs`` frame)."""
+    from pipeline.tracking import layout, store
+
+    tracking = store.open_store(f"sqlite:///{home}/mlflow.db")
+    experiment_id = store.find_experiment(tracking.uri, "fnn-sweep")
+    assert experiment_id is not None, "the sweep made it"
+    return tracking, layout.read_runs(tracking, [experiment_id])
 
 
 def markdown_columns(

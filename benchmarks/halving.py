@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import timed_sweep
+from benchmarks.common import runs_in, timed_sweep
 from pipeline.config import project_home
 from pipeline.runtime.machine import machine_summary
 from pipeline.runtime.workers import usable_cores
-from pipeline.tracking import layout, store
+from pipeline.tracking import layout
 
 STUDY = ("+experiment=lr_study", "quiet=true", "mlflow.log_model=false", "report.after_sweep=false")
 CELL = [layout.ACTIVATION, layout.HIDDEN_NEURONS]
@@ -35,10 +35,7 @@ CELL = [layout.ACTIVATION, layout.HIDDEN_NEURONS]
 def run_arm(home: str, overrides: Sequence[str]) -> tuple[float, pd.DataFrame]:
     """The study with ``overrides`` in a fresh store ``home``: (wall seconds, its job runs)."""
     wall, _ = timed_sweep(home, [*STUDY, *overrides], failed_jobs_ok=True)  # a diverged lr is a failed job
-    tracking = store.open_store(f"sqlite:///{home}/mlflow.db")
-    experiment_id = store.find_experiment(tracking.uri, "fnn-sweep")
-    assert experiment_id is not None, "the sweep made it"
-    runs = layout.read_runs(tracking, [experiment_id])
+    _, runs = runs_in(home)
     return wall, runs[runs["role"] == layout.ROLE_JOB].reset_index(drop=True)
 
 

@@ -21,11 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import cast
 
-from benchmarks.common import markdown_columns, timed_sweep
+from benchmarks.common import markdown_columns, runs_in, timed_sweep
 from pipeline.config import project_home
 from pipeline.runtime.machine import machine_summary
 from pipeline.runtime.workers import usable_cores
-from pipeline.tracking import layout, store
+from pipeline.tracking import layout
 
 STUDIES = {
     # activation x width x lr x seed; 4 is a smoke size for the tests, not a measurement
@@ -117,10 +117,7 @@ def prefill(home: str, runs: int, per_sweep: int = 100) -> float:
 def measure(home: str, wall: float, started: float, epochs: int) -> dict[str, float]:
     """The study's figures, from the runs it left in ``home``'s store (not ``prefill``'s); checks nothing
     was lost: every job FINISHED and nested, every epoch metric point stored."""
-    tracking = store.open_store(f"sqlite:///{home}/mlflow.db")
-    experiment_id = store.find_experiment(tracking.uri, "fnn-sweep")
-    assert experiment_id is not None, "the study made it"
-    runs = layout.read_runs(tracking, [experiment_id])
+    tracking, runs = runs_in(home)
     runs = runs[~runs["sweep_id"].fillna("").str.startswith(EARLIER)]  # not prefill's
     jobs = runs[runs["role"] == layout.ROLE_JOB]
     [parent] = runs[runs["role"] == layout.ROLE_SWEEP].itertuples()

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import markdown_columns, timed_sweep
+from benchmarks.common import markdown_columns, runs_in, timed_sweep
 from benchmarks.sweep import default_dataset
 from pipeline.config import project_home
 from pipeline.runtime.machine import machine_summary
 from pipeline.runtime.workers import usable_cores
-from pipeline.tracking import layout, store
+from pipeline.tracking import layout
 
 SPACE = (
     "optimizer.lr=tag(log, interval(1e-3, 1))",
@@ -59,10 +59,7 @@ def run_study(home: str, arm: Sequence[str], seed: int, trials: int, epochs: int
         "report.after_sweep=false",
     ]
     wall, _ = timed_sweep(home, overrides, failed_jobs_ok=True)  # a diverged trial is a FAIL trial
-    tracking = store.open_store(f"sqlite:///{home}/mlflow.db")
-    experiment_id = store.find_experiment(tracking.uri, "fnn-sweep")
-    assert experiment_id is not None, "the study made it"
-    runs = layout.read_runs(tracking, [experiment_id])
+    _, runs = runs_in(home)
     jobs = runs[runs["role"] == layout.ROLE_JOB].copy()
     jobs["trial"] = jobs["trial"].astype(int)
     jobs = jobs.sort_values("trial")

@@ -18,13 +18,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.common import markdown_columns, timed_sweep
+from benchmarks.common import markdown_columns, runs_in, timed_sweep
 from pipeline.config import project_home
 from pipeline.data.download import IDX_SOURCES
 from pipeline.data.idx import IDX_FILES
 from pipeline.runtime.machine import machine_summary
 from pipeline.runtime.workers import usable_cores
-from pipeline.tracking import layout, store
+from pipeline.tracking import layout
 
 LAUNCHERS = {"parallel": [], "sequential": ["hydra/launcher=basic"]}
 
@@ -46,10 +46,7 @@ def run_sweep(
 
 def breakdown(home: str, wall: float, started: float) -> dict[str, float]:
     """Where the wall time went, from the runs the sweep left in ``home``'s store."""
-    tracking = store.open_store(f"sqlite:///{home}/mlflow.db")
-    experiment_id = store.find_experiment(tracking.uri, "fnn-sweep")
-    assert experiment_id is not None, "the sweep made it"
-    runs = layout.read_runs(tracking, [experiment_id])
+    _, runs = runs_in(home)
     jobs = runs[runs["role"] == layout.ROLE_JOB]
     parent = runs[runs["role"] == layout.ROLE_SWEEP].iloc[0]
     seconds = lambda column: jobs[column].fillna(0).sum() if column in jobs else 0.0  # noqa: E731
