@@ -93,11 +93,7 @@ def test_scale_benchmark_splits_the_overhead_and_counts_every_record(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     lines = out.read_text().splitlines()
     assert "|  | 4 jobs | 4 jobs, store of 50 runs |" in lines
-    rows = {
-        cells[0]: [float(c) for c in cells[1:]]
-        for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("| "))
-        if cells[0] and cells[0] != "---"
-    }
+    rows = {name: [float(c) for c in cells] for name, cells in _table_rows(out.read_text()).items() if name}
     for column in (0, 1):  # the study's own runs only, in both stores
         assert rows["jobs"][column] == rows["FINISHED"][column] == rows["nested under the parent run"][column] == 4
         assert rows["epoch metric points (stored)"][column] == rows["epoch metric points (expected)"][column] == 4 * 5
@@ -139,13 +135,7 @@ def test_halving_benchmark_compares_the_study_with_and_without_early_stopping(tm
         module="benchmarks.halving",
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    text = out.read_text()
-    rows = {
-        cells[0]: cells[1:]
-        for cells in (
-            [c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")
-        )
-    }
+    rows = _table_rows(out.read_text())
     assert float(rows["summed training (s)"][0]) > 0 and float(rows["summed training (s)"][1]) > 0
     assert rows["epochs trained"][:2] == ["6", "4"]  # 2 lrs x 3 epochs; 2 x 1 and the better one 2 more
     assert rows["runs stopped early"][:2] == ["0", "1"]
@@ -153,13 +143,19 @@ def test_halving_benchmark_compares_the_study_with_and_without_early_stopping(tm
     assert rows["relu"][0] == "32"  # the one cell, with its chosen lr on both sides
 
 
-def _first_column(markdown, header):
-    """{row name: first value column} of the Markdown table whose header line starts with ``header``."""
+def _table_rows(markdown, header=None):
+    """{first cell: the other cells} of every Markdown table row (header lines starting with ``header``
+    and rule lines left out)."""
     return {
-        cells[0]: float(cells[1])
+        cells[0]: cells[1:]
         for cells in (
             [c.strip() for c in line.strip("|").split("|")]
             for line in markdown.splitlines()
-            if line.startswith("| ") and not line.startswith((header, "| ---"))
+            if line.startswith("| ") and not line.startswith((header or "| ---", "| ---"))
         )
     }
+
+
+def _first_column(markdown, header):
+    """{row name: first value column} of the Markdown table whose header line starts with ``header``."""
+    return {name: float(cells[0]) for name, cells in _table_rows(markdown, header).items()}

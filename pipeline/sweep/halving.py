@@ -204,12 +204,12 @@ def launch_rounds(
         if rung is None:
             break
         by_hash = runs.sweep_runs_by_hash(tracking, experiment_id, sweep.run_id)
-        active, stopped, metric = [], 0, "val_accuracy"
+        active, stopped, metric = [], 0, layout.VALIDATION_METRIC["max"]
         for cell in cells:
             if not alive[cell.name]:
                 continue  # every run of the cell failed
             first = cell.competitors[alive[cell.name][0]][0]
-            metric = "val_accuracy" if maximize[first] else "val_mse"
+            metric = layout.VALIDATION_METRIC["max" if maximize[first] else "min"]
             for competitor in alive[cell.name]:  # runs finished before this round: their score at the rung
                 for job in cell.competitors[competitor]:
                     if job not in scores and hashes[job] in by_hash:
