@@ -66,6 +66,29 @@ def test_every_run_logs_its_dataset_as_an_input(sweep):
         assert {t.key: t.value for t in logged.tags} == {"mlflow.data.context": "training"}
 
 
+def test_each_run_has_one_ready_logged_model_with_its_params_results_and_serving_example(sweep):
+    """The model page of MLflow 3's UI: the run's params, its test results linked to the model, READY."""
+    from mlflow.entities import LoggedModelStatus
+
+    home, _, jobs, _ = sweep
+    client = MlflowClient(store_uri(home))
+    mlflow.set_tracking_uri(store_uri(home))
+    for run_id in jobs["run_id"]:
+        run = client.get_run(run_id)
+        (output,) = run.outputs.model_outputs
+        model = client.get_logged_model(output.model_id)
+        assert (model.name, model.source_run_id, model.status) == ("model", run_id, LoggedModelStatus.READY)
+        assert model.params == run.data.params
+        linked = {m.key: m.value for m in model.metrics}
+        assert linked["test_accuracy"] == run.data.metrics["test_accuracy"]
+        assert {"training_time_s", "test_loss"} <= set(linked) and not any(k.startswith("val_") for k in linked)
+        assert model.tags["mlflow.user"] == run.data.tags["mlflow.user"]
+        files = {f.path for f in client.list_logged_model_artifacts(model.model_id)}
+        assert {"MLmodel", "serving_input_example.json", "artifacts", "code", "requirements.txt"} <= files
+        mlmodel = mlflow.models.Model.load(f"models:/{model.model_id}")
+        assert (mlmodel.run_id, mlmodel.model_id) == (run_id, model.model_id)
+
+
 def test_the_model_takes_arrays_and_any_dataframe_and_reproduces_test_accuracy(sweep):
     home, _, jobs, data = sweep
     mlflow.set_tracking_uri(store_uri(home))

@@ -12,7 +12,7 @@ from pipeline.job.build import build_network, build_optimizer
 from pipeline.job.inputs import preset_hint
 from pipeline.job.pruning import TrialPruning
 from pipeline.runtime.termination import termination
-from pipeline.tracking import artifacts, runs
+from pipeline.tracking import artifacts, layout, runs
 from pipeline.tracking.model import log_pyfunc_model
 
 if TYPE_CHECKING:
@@ -96,7 +96,6 @@ def train_and_log(prepared: Prepared, job: JobContext) -> float:
         history.stop_reason = f"pruned by the {job.pruner} pruner after epoch {pruned_after}"
         runs.log_pruned(pruned_after)
     test = net.evaluate(data.X_test, data.y_test)
-    runs.log_results(training_time, history.epochs, test, history.stop_reason)
     start = time.perf_counter()
     figures = settings.mlflow.log_figures  # off by default: the UI plots the curves, the report the matrix
     if figures:
@@ -104,11 +103,12 @@ def train_and_log(prepared: Prepared, job: JobContext) -> float:
     if data.task == "multiclass" and data.n_classes:
         artifacts.log_confusion_matrix(data.y_test, net.predict(data.X_test), data.n_classes, figure=figures)
     phases["artifacts"] = time.perf_counter() - start
+    model_id = None
     if settings.mlflow.log_model:
         start = time.perf_counter()
-        log_pyfunc_model(net, data.X_test[:2])
+        model_id = log_pyfunc_model(prepared.tracking, net, data.X_test[:2], layout.job_params(prepared.resolved))
         phases["model"] = time.perf_counter() - start
-    runs.log_phases(phases)
+    runs.log_results(prepared.tracking, training_time, history.epochs, test, history.stop_reason, phases, model_id)
     if pruning is not None and pruned_after is not None:
         pruning.tell_pruned()
 
@@ -123,8 +123,7 @@ def _pause(net, optimizer, history, training_time, prepared, summary):
     """End the run paused at a rung: its results so far, and the checkpoint to continue from."""
     data = prepared.data
     test = net.evaluate(data.X_test, data.y_test)
-    runs.log_results(training_time, history.epochs, test)
-    runs.log_phases(prepared.phases)
+    runs.log_results(prepared.tracking, training_time, history.epochs, test, phases=prepared.phases)
     artifacts.log_checkpoint(artifacts.Checkpoint(net, optimizer, history, training_time))
     runs.pause()
     key = "mse" if data.task == "regression" else "accuracy"

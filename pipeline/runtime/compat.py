@@ -26,6 +26,7 @@ dependency when one has moved. ``tests/test_pipeline_structure.py`` rejects a pr
 ``mlflow.utils``/``mlflow.store`` import, anywhere else.
 """
 
+import functools
 import os
 import signal
 import sqlite3
@@ -113,13 +114,21 @@ def warm_mlflow_sql_store() -> None:
 
 def source_tags(tags: dict[str, str]) -> dict[str, str]:
     """``tags`` plus MLflow's own source tags (user, source name and type), as ``mlflow.start_run`` adds."""
+    return {**_context_tags(), **tags}
+
+
+@functools.cache
+def _context_tags() -> dict[str, str]:
+    # Resolved once per process: they describe the process (its user, entry point and commit), and
+    # resolving them asks git each time (3-4 ms a job, twice: the run and its model).
     try:
         from mlflow.tracking.context.registry import resolve_tags
     except ImportError:
-        return dict(tags)
-    return resolve_tags(tags)
+        return {}
+    return resolve_tags({})
 
 
+@functools.cache  # once per process: the commit its code was loaded from
 def git_commit(path: str | os.PathLike) -> str | None:
     """The commit of the git checkout holding ``path``, or None."""
     try:
