@@ -162,7 +162,7 @@ def test_a_single_run_with_a_missing_data_dir_stops_before_any_run(home, tmp_pat
     assert not (Path(home) / "mlflow.db").exists()
 
 
-JOB_SETS = [  # (name, jobs): each job's app overrides, as a sweep hands them to compose_jobs
+JOB_SETS = [  # (name, jobs): each job's app overrides, as a sweep hands them to compose_app
     (
         "default grid",
         [
@@ -194,10 +194,10 @@ JOB_SETS = [  # (name, jobs): each job's app overrides, as a sweep hands them to
 def test_composing_jobs_together_equals_composing_each(name, jobs):
     from omegaconf import OmegaConf
 
-    from pipeline.sweep.grid import compose_jobs
+    from pipeline.sweep.composition import compose_app
 
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        together = [OmegaConf.to_container(c, resolve=True) for c in compose_jobs("config", jobs)]
+        together = [OmegaConf.to_container(c, resolve=True) for c in compose_app("config", jobs)]
         each = [OmegaConf.to_container(compose("config", overrides=job), resolve=True) for job in jobs]
     assert together == each
     assert len({str(c) for c in together}) == len(jobs)  # every job its own config
@@ -205,14 +205,103 @@ def test_composing_jobs_together_equals_composing_each(name, jobs):
 
 @pytest.mark.parametrize("job", [["model.hidden_neurons=wide"], ["model.activaton=relu"], ["model=big"]])
 def test_composing_jobs_together_fails_as_hydra_does(job):
-    from pipeline.sweep.grid import compose_jobs
+    from pipeline.sweep.composition import compose_app
 
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         with pytest.raises(HydraException) as together:
-            list(compose_jobs("config", [["model.activation=relu"], job]))
+            list(compose_app("config", [["model.activation=relu"], job]))
         with pytest.raises(HydraException) as each:
             compose("config", overrides=job)
     assert str(together.value) == str(each.value)
+
+
+SWEEP_JOB_SETS = [  # (Hydra overrides of the command, each job's overrides as a sweeper hands them over, how
+    # many compositions Hydra makes for them twice over: one per structure, and each job a shared one cannot give)
+    (
+        [],
+        [[f"model.activation={a}", f"model.hidden_neurons={h}"] for a in ("relu", "tanh") for h in (32, 64)],
+        1,
+    ),
+    (
+        ["hydra.job.config.override_dirname.exclude_keys=[train.seed]", "hydra.verbose=true"],
+        [
+            ["dataset=digits", "optimizer=adam", "optimizer.lr=0.01", "train.seed=1"],
+            ["dataset=digits", "optimizer=adam", "optimizer.lr=0.1", "train.seed=2"],
+            ["optimizer=sgd", "optimizer.lr=0.5", "dataset.standardize=false"],
+            ["+experiment=lr_study", "optimizer.lr=0.3", "sweep.pause_at=1"],
+            ["+experiment=lr_study", "optimizer.lr=0.03", "sweep.pause_at=1"],
+        ],
+        3,
+    ),
+    (  # order-sensitive edits of the same key, Hydra's own settings in a job, quoted and null values
+        [],
+        [
+            ["++train.epochs=3", "train.epochs=2"],
+            ["train.epochs=2", "++train.epochs=3"],
+            ["hydra.job.chdir=true", "model.activation='tanh'", "compute.blas_threads=null"],
+            ["train.seed=${train.epochs}", "mlflow.experiment_name='a, b'"],
+        ],
+        7,  # the first two jobs are Hydra's each time: 2 + 1, then 1 + 1; the others share 2
+    ),
+]
+
+
+@pytest.mark.parametrize("command, jobs, compositions", SWEEP_JOB_SETS)
+def test_a_job_composed_from_a_shared_composition_is_the_config_hydra_composes(command, jobs, compositions):
+    """Every job's whole config, Hydra's node included (overrides, override_dirname, choices), and its flags."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from pipeline.sweep.composition import ReusedComposition
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        hydras = GlobalHydra.instance().config_loader()
+        master = hydras.load_configuration("config", command, RunMode.MULTIRUN)
+        asked = []
+
+        class Counted(ReusedComposition):  # Hydra's loader, counting what it composes
+            def load_configuration(self, *args, **kwargs):
+                asked.append(args)
+                return self.loader.load_configuration(*args, **kwargs)
+
+            def load_sweep_config(self, master_config, sweep_overrides):
+                asked.append(sweep_overrides)
+                return self.loader.load_sweep_config(master_config, sweep_overrides)
+
+        reused = ReusedComposition(Counted(hydras))
+        for _ in range(2):  # the second time from the shared compositions
+            for job in jobs:
+                ours, theirs = reused.load_sweep_config(master, job), hydras.load_sweep_config(master, job)
+                assert OmegaConf.to_container(ours) == OmegaConf.to_container(theirs), job
+                app = [key for key in theirs if key != "hydra"]  # hydra's own resolve in the job (its number)
+                assert OmegaConf.to_container(OmegaConf.masked_copy(ours, app), resolve=True) == OmegaConf.to_container(
+                    OmegaConf.masked_copy(theirs, app), resolve=True
+                )
+                assert (OmegaConf.is_struct(ours), OmegaConf.is_readonly(ours.hydra)) == (
+                    OmegaConf.is_struct(theirs),
+                    OmegaConf.is_readonly(theirs.hydra),
+                )
+    assert len(asked) == compositions
+
+
+@pytest.mark.parametrize("job", [["model.hidden_neurons=wide"], ["model.activaton=relu"], ["model.depth=0.5"]])
+def test_a_job_composed_from_a_shared_composition_fails_as_hydra_does(job):
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    from pipeline.sweep.composition import ReusedComposition
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        hydras = GlobalHydra.instance().config_loader()
+        master = hydras.load_configuration("config", [], RunMode.MULTIRUN)
+        reused = ReusedComposition(hydras)
+        reused.load_sweep_config(master, ["model.activation=relu"])
+        with pytest.raises(HydraException) as ours:
+            reused.load_sweep_config(master, job)
+        with pytest.raises(HydraException) as theirs:
+            hydras.load_sweep_config(master, job)
+    assert str(ours.value) == str(theirs.value)
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda schema: schema.__name__)

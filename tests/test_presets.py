@@ -8,7 +8,8 @@ from helpers import REPO
 from pipeline.config import register_configs, validate
 from pipeline.data import DataError, load_dataset
 from pipeline.job.build import build_network, build_optimizer
-from pipeline.sweep.grid import app_overrides, compose_jobs, job_overrides
+from pipeline.sweep.composition import compose_app
+from pipeline.sweep.grid import app_overrides, job_overrides
 
 register_configs()
 # How README says to run each dataset; MNIST and Fashion-MNIST are the default grid's own setting.
@@ -30,7 +31,7 @@ def test_every_cell_of_a_datasets_grid_trains_with_its_defaults(dataset):
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=DATASET_COMMANDS[dataset], return_hydra_config=True)
         jobs = job_overrides(cfg.hydra.sweeper.params, DATASET_COMMANDS[dataset])
-        settings = [validate(job) for job in compose_jobs("config", map(app_overrides, jobs))]
+        settings = [validate(job) for job in compose_app("config", map(app_overrides, jobs))]
     data = None
     for job in settings:
         try:

@@ -7,11 +7,10 @@ command line; a command-line override of the same key replaces that axis.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import OverrideType
 from omegaconf import OmegaConf
 
 from pipeline.runtime.workers import usable_cores
@@ -83,46 +82,6 @@ def is_grid_sweeper(sweeper_config: Mapping[str, Any]) -> bool:
 def app_overrides(overrides: Sequence[str]) -> list[str]:
     """The overrides that compose the app's config (not Hydra's own settings)."""
     return [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
-
-
-def compose_jobs(config_name: str, jobs: Iterable[Sequence[str]]) -> Iterator[DictConfig]:
-    """Each job's composed app config, as ``hydra.compose(config_name, overrides=job)`` returns it.
-
-    Composing is 50 ms a job. Jobs that differ only in values of existing keys (``model.activation=relu``,
-    not config groups such as ``dataset=...``) share one composition, copied with the values set as
-    Hydra sets them; anything else (a new or unknown key, a bad value) is composed by Hydra itself,
-    so its errors are Hydra's.
-    """
-    from hydra import compose
-    from omegaconf import Container, OmegaConf
-
-    parser, bases, missing = OverridesParser.create(), {}, object()
-    for job in jobs:
-        parsed = parser.parse_overrides(list(job))
-        values = [
-            o
-            for o in parsed
-            if o.type == OverrideType.CHANGE
-            and o.package is None
-            and "." in o.key_or_group
-            and "/" not in o.key_or_group
-            and not o.is_sweep_override()
-        ]
-        structure = tuple(o.input_line for o in parsed if o not in values)
-        if structure not in bases:
-            bases[structure] = compose(config_name, overrides=[str(line) for line in structure])
-        config = bases[structure].copy()
-        try:
-            for override in values:
-                node = OmegaConf.select(
-                    config, override.key_or_group, default=missing, throw_on_resolution_failure=False
-                )
-                if node is missing or isinstance(node, Container):
-                    raise KeyError(override.key_or_group)
-                OmegaConf.update(config, override.key_or_group, override.value(), merge=True)
-        except Exception:
-            config = compose(config_name, overrides=list(job))
-        yield config
 
 
 def worker_count(_root_: DictConfig) -> int:

@@ -21,7 +21,8 @@ from pipeline.report.publish import check_out_dir
 from pipeline.runtime import workers
 from pipeline.runtime.termination import termination
 from pipeline.sweep import halving, search
-from pipeline.sweep.grid import app_overrides, compose_jobs, is_grid_sweeper, job_overrides, sweep_axes
+from pipeline.sweep.composition import compose_app
+from pipeline.sweep.grid import app_overrides, is_grid_sweeper, job_overrides, sweep_axes
 from pipeline.tracking import store
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def validate_jobs(config: DictConfig) -> tuple[list, int | None]:
         jobs = search.parse_space(sweeper.get("params"), config.hydra.overrides.task).check_jobs()
     else:
         jobs = job_overrides(sweeper.get("params"), config.hydra.overrides.task)
-    settings = [validate(job) for job in compose_jobs(config.hydra.job.config_name, map(app_overrides, jobs))]
+    settings = [validate(job) for job in compose_app(config.hydra.job.config_name, map(app_overrides, jobs))]
     if any(job.sweep.pause_at is not None for job in settings):
         raise InputError(PAUSE_AT_BY_HAND)
     if is_grid_sweeper(sweeper):

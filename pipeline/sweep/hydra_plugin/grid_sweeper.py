@@ -24,6 +24,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
 from pipeline.sweep import halving
+from pipeline.sweep.composition import ReusedComposition
 from pipeline.sweep.grid import job_overrides, sweep_axes
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class GridSweeper(Sweeper):
         self.hydra_context: HydraContext | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        hydra_context = ReusedComposition.context(hydra_context)  # jobs of the same structure composed once
         self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config

@@ -34,6 +34,7 @@ from omegaconf import OmegaConf
 from pipeline.runtime import workers
 from pipeline.runtime.termination import termination
 from pipeline.sweep import search
+from pipeline.sweep.composition import ReusedComposition
 from pipeline.tracking import layout, store, study
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ class OptunaSweeper(Sweeper):
         self.launcher: Launcher | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        hydra_context = ReusedComposition.context(hydra_context)  # jobs of the same structure composed once
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
