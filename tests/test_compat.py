@@ -85,3 +85,37 @@ def test_an_empty_store_has_mlflows_schema_and_no_default_experiment(tmp_path):
         "mlflow", "the SQL store's schema"
     )
     assert experiments == 0
+
+
+def test_the_tag_index_serves_mlflows_tag_filters(tmp_path):
+    """MLflow's own query for a run tag's value (a config's hash, a sweep's id) uses the index."""
+    from mlflow import MlflowClient
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    db = tmp_path / "store.db"
+    compat.make_empty_sqlite_store(db, tmp_path / "artifacts")
+    compat.index_tag_values(db)
+    compat.index_tag_values(db)  # again: a no-op
+    client = MlflowClient(f"sqlite:///{db}")
+    experiment_id = client.create_experiment("x", artifact_location=str(tmp_path / "artifacts"))
+    for i in range(3):
+        client.create_run(experiment_id, tags={"config_hash": f"h{i}"})
+    queries = []
+
+    def record(connection, cursor, statement, parameters, context, executemany):
+        if "FROM runs" in statement and "tags" in statement:
+            queries.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        (found,) = client.search_runs([experiment_id], filter_string="tags.config_hash = 'h1'")
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    assert found.data.tags["config_hash"] == "h1" and queries
+    with sqlite3.connect(db) as connection:
+        plan = str(connection.execute(f"EXPLAIN QUERY PLAN {queries[0][0]}", queries[0][1]).fetchall())
+    connection.close()
+    assert compat.TAG_VALUES_INDEX in plan, moved(
+        "mlflow", f"its tag filter's SQL, which the index no longer serves: {plan}"
+    )

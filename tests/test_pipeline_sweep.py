@@ -5,6 +5,7 @@ import json
 import os
 import pty
 import re
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -52,6 +53,10 @@ def test_default_grid_sweep(home, mnist_dir, tmp_path):
     assert set(jobs["params.epochs"]) == {"2"} and set(jobs["params.dataset.name"]) == {"mnist"}
     assert (jobs["metrics.test_accuracy"].between(0.5, 1.0)).all()  # a fraction, and learned
     assert (jobs["metrics.training_time_s"] > 0).all() and jobs["metrics.test_loss"].notna().all()
+    with sqlite3.connect(tmp_path / "store" / "mlflow.db") as connection:  # look-ups by tag are indexed
+        indexes = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    connection.close()
+    assert "fnn_sweep_tag_values" in indexes
 
     client = MlflowClient(uri)
     for run_id in jobs["run_id"]:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.credentials import connect_uri, redact
 from pipeline.errors import InputError
+from pipeline.runtime import compat
 from pipeline.tracking import store_template
 
 
@@ -110,7 +111,9 @@ def prepare_experiment(mlflow_cfg: Any) -> str:
             new = not path.exists()
             store_template.seed_new_store(path)
             try:
-                return _experiment(uri, mlflow_cfg)
+                experiment_id = _experiment(uri, mlflow_cfg)  # made or upgraded the store if it had to
+                compat.index_tag_values(path)
+                return experiment_id
             except BaseException:
                 if new:  # a store made only for an experiment that could not be made: leave nothing
                     path.unlink(missing_ok=True)
