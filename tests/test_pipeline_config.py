@@ -203,6 +203,28 @@ def test_composing_jobs_together_equals_composing_each(name, jobs):
     assert len({str(c) for c in together}) == len(jobs)  # every job its own config
 
 
+def test_jobs_that_differ_in_values_are_composed_once_per_structure(monkeypatch):
+    """A group and values inside it (``optimizer=adam optimizer.lr=...``) share one composition."""
+    import hydra
+
+    from pipeline.sweep.composition import compose_app
+
+    composed = []
+    real = hydra.compose
+    monkeypatch.setattr(hydra, "compose", lambda *args, **kwargs: composed.append(args) or real(*args, **kwargs))
+    jobs = [
+        ["optimizer=adam", f"optimizer.lr={lr}", f"model.activation={a}"]
+        for lr in (0.1, 0.01)
+        for a in ("relu", "tanh")
+    ]
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        configs = list(compose_app("config", jobs))
+    assert len(composed) == 1
+    assert [(c.optimizer.name, c.optimizer.lr, c.model.activation) for c in configs] == [
+        ("adam", lr, a) for lr in (0.1, 0.01) for a in ("relu", "tanh")
+    ]
+
+
 @pytest.mark.parametrize("job", [["model.hidden_neurons=wide"], ["model.activaton=relu"], ["model=big"]])
 def test_composing_jobs_together_fails_as_hydra_does(job):
     from pipeline.sweep.composition import compose_app

@@ -28,7 +28,7 @@ from hydra.core.object_type import ObjectType
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.types import HydraContext, RunMode
-from omegaconf import Container, DictConfig, OmegaConf
+from omegaconf import Container, DictConfig, OmegaConf, open_dict
 
 if TYPE_CHECKING:
     from hydra.core.config_search_path import ConfigSearchPath
@@ -65,8 +65,12 @@ def split(parsed: Sequence[Override]) -> tuple[list[Override], list[Override]]:
     return [o for o in parsed if o not in values], values
 
 
-def with_values(base: DictConfig, values: Sequence[Override], structure: Sequence[Override]) -> DictConfig:
-    """A copy of ``base`` (composed from ``structure``) with ``values`` set as Hydra sets them.
+def with_values(
+    base: DictConfig, values: Sequence[Override], structure: Sequence[Override], groups: Container | dict
+) -> DictConfig:
+    """A copy of ``base`` (composed from ``structure``) with ``values`` set as Hydra sets them;
+    ``groups``: its config groups' choices (``hydra.runtime.choices``), whose overrides select a
+    config and so never race a value.
 
     Raises
     ------
@@ -74,7 +78,6 @@ def with_values(base: DictConfig, values: Sequence[Override], structure: Sequenc
         A value Hydra must compose itself: its key is new, a config node, or also edited by a
         structure override whose order against it matters (``++train.epochs=3 train.epochs=2``).
     """
-    groups = base.hydra.runtime.choices if "hydra" in base else {}
     edits = [s.key_or_group for s in structure if not s.is_hydra_override() and s.key_or_group not in groups]
     config = base.copy()
     for override in values:
@@ -92,14 +95,18 @@ def compose_app(config_name: str, jobs: Iterable[Sequence[str]]) -> Iterator[Dic
     """Each job's composed app config, as ``hydra.compose(config_name, overrides=job)`` returns it."""
     from hydra import compose
 
-    bases: dict[tuple[str, ...], DictConfig] = {}
+    bases: dict[tuple[str, ...], tuple[DictConfig, Any]] = {}
     for job in jobs:
         structure, values = split(parse(job))
         lines = tuple(str(o.input_line) for o in structure)
         if lines not in bases:
-            bases[lines] = compose(config_name, overrides=list(lines))
+            base = compose(config_name, overrides=list(lines), return_hydra_config=True)
+            groups = OmegaConf.to_container(base.hydra.runtime.choices)
+            with open_dict(base):
+                del base["hydra"]  # as compose() without return_hydra_config leaves it
+            bases[lines] = base, groups
         try:
-            config = with_values(bases[lines], values, structure)
+            config = with_values(bases[lines][0], values, structure, bases[lines][1])
         except Exception:
             config = compose(config_name, overrides=list(job))
         yield config
@@ -146,7 +153,7 @@ class ReusedComposition(ConfigLoader):
             while len(_bases) > _MAX_BASES:
                 _bases.popitem(last=False)
         try:
-            config = with_values(base, values, structure)
+            config = with_values(base, values, structure, base.hydra.runtime.choices)
         except Exception:
             return self.loader.load_sweep_config(master_config, sweep_overrides)
         app = [o for o in parsed if not o.is_hydra_override()]
