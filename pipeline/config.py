@@ -9,9 +9,11 @@ always come from the registries' keys. Rules that need the data (split
 sizes, labels) are ``pipeline.data.check``'s, run in a sweep's pre-flight.
 """
 
+import dataclasses
 import math
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -357,6 +359,18 @@ def register_configs() -> None:
         store.store(group="optimizer", name=f"{name}_schema", node=schema)
 
 
+def _unknown_keys(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, list[str]]]:
+    """(dotted key, its schema's keys) for each key of ``node`` that its schema has no field for."""
+    schema = OmegaConf.get_type(node)
+    known = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else None
+    for key, value in node.items_ex(resolve=False):
+        name = f"{prefix}{key!s}"
+        if known is not None and key not in known:
+            yield name, known
+        elif isinstance(value, DictConfig):
+            yield from _unknown_keys(value, f"{name}.")
+
+
 def validate(cfg: DictConfig) -> Any:
     """Check every value of a composed config; returns the typed ``Config``.
 
@@ -365,6 +379,12 @@ def validate(cfg: DictConfig) -> Any:
     ConfigError
         One line naming the key, the bad value and the valid choices or range.
     """
+    unknown = next(_unknown_keys(cfg), None)
+    if unknown is not None:  # +train.paitence=3 adds a key OmegaConf keeps and no job reads
+        key, known = unknown
+        raise ConfigError(
+            f"{key} is not a setting (added with +?); {key.rpartition('.')[0] or 'the config'} has: {', '.join(known)}"
+        )
     try:
         return OmegaConf.to_object(cfg)
     except ConfigError:

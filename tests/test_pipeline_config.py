@@ -62,6 +62,10 @@ def test_default_sweep_grid_is_declared_in_config():
         ("train.batch_size=0", "train.batch_size=0"),
         ("train.val_fraction=1.5", "train.val_fraction=1.5"),
         ("dataset.name=cifar", "dataset.name='cifar' is not valid; choose one of: california_housing"),
+        # a key added with + that no schema has: OmegaConf keeps it, and nothing would read it
+        ("+train.paitence=3", "train.paitence is not a setting (added with +?); train has: epochs, batch_size"),
+        ("+model.extra=1", "model.extra is not a setting (added with +?); model has: activation"),
+        ("+foo=2", "foo is not a setting (added with +?); the config has: dataset, optimizer"),
     ],
 )
 def test_bad_values_are_named_with_valid_choices(override, message):
@@ -139,6 +143,7 @@ def test_published_preset_is_the_reference_setting():
         (["optimizer.beta1=0.5"], "Key 'beta1' not in 'SGDConfig'; the valid keys: python -m pipeline --cfg job"),
         (["-m", "model.activaton=relu,tanh"], "Key 'activaton' not in 'ModelConfig'"),
         (["-m", "model.hidden_neurons=8,wide"], "Error merging override model.hidden_neurons=wide"),
+        (["-m", "model.activation=relu,tanh", "+train.paitence=3"], "train.paitence is not a setting (added with +?)"),
     ],
 )
 def test_cli_rejects_bad_values_before_any_run(home, args, needle):
