@@ -150,8 +150,9 @@ class ReusedComposition(ConfigLoader):
         if base is None:
             base = self.loader.load_configuration(config_name, list(key[2]), RunMode.RUN)
             _bases[key] = base
-            while len(_bases) > _MAX_BASES:
+            while len(_bases) > _MAX_BASES:  # the least recently used goes
                 _bases.popitem(last=False)
+        _bases.move_to_end(key)
         try:
             config = with_values(base, values, structure, base.hydra.runtime.choices)
         except Exception:
