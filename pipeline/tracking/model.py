@@ -11,7 +11,7 @@ import mlflow
 import numpy as np
 
 from pipeline.runtime import compat
-from pipeline.tracking import layout
+from pipeline.tracking import layout, runs
 
 if TYPE_CHECKING:
     from fnn_core.network import FNN
@@ -40,8 +40,7 @@ def log_pyfunc_model(tracking: Store, net: FNN, example_rows: np.ndarray, params
     from mlflow.models import Model, infer_signature
 
     example = np.asarray(example_rows, dtype=np.float32)
-    run = mlflow.active_run()
-    assert run is not None, "the model is logged inside job_run"
+    run = runs.active_run()
     client, run_id = tracking.client, run.info.run_id
     model = client.create_logged_model(
         experiment_id=run.info.experiment_id,

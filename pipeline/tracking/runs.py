@@ -338,7 +338,7 @@ def log_results(
 ) -> None:
     """The active run's results, linked to its logged model when ``model_id`` is given (the model's
     page shows them), its phase timings ({"data": 0.4, "model": 0.04}) and its stop reason: one write."""
-    run_id = _active_run_id()
+    run_id = active_run().info.run_id
     now = int(time.time() * 1000)
     results = {
         layout.TRAINING_TIME: training_time,
@@ -398,7 +398,7 @@ def log_dataset(store: Store, data: Dataset) -> None:
     )
     context = mlflow.entities.InputTag(compat.dataset_context_tag(), layout.DATASET_CONTEXT)
     inputs = [mlflow.entities.DatasetInput(dataset, tags=[context])]
-    run_id = _active_run_id()
+    run_id = active_run().info.run_id
     try:
         store.client.log_inputs(run_id, datasets=inputs)
     except mlflow.MlflowException as exc:
@@ -409,10 +409,11 @@ def log_dataset(store: Store, data: Dataset) -> None:
         store.client.log_inputs(run_id, datasets=inputs)
 
 
-def _active_run_id() -> str:
+def active_run() -> mlflow.ActiveRun:
+    """The job's run, which ``job_run`` opened: what its results, dataset and model are logged to."""
     active = mlflow.active_run()
     assert active is not None, "a job's results are logged inside job_run"
-    return active.info.run_id
+    return active
 
 
 def log_failure(reason: str) -> None:
