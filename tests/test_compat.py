@@ -119,3 +119,35 @@ def test_the_tag_index_serves_mlflows_tag_filters(tmp_path):
     assert compat.TAG_VALUES_INDEX in plan, moved(
         "mlflow", f"its tag filter's SQL, which the index no longer serves: {plan}"
     )
+
+
+def test_metric_histories_read_in_bulk_equal_mlflows_run_by_run(tmp_path, monkeypatch):
+    """The SQL store's bulk read gives each run's points as ``get_metric_history`` does, in step order
+    (a step logged twice, by a resumed job, keeps both points in time order); other stores fall back."""
+    import time
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    db = tmp_path / "store.db"
+    compat.make_empty_sqlite_store(db, tmp_path / "artifacts")
+    client = MlflowClient(f"sqlite:///{db}")
+    experiment_id = client.create_experiment("x", artifact_location=str(tmp_path / "artifacts"))
+    run_ids = [client.create_run(experiment_id).info.run_id for _ in range(4)]
+    now = int(time.time() * 1000)
+    for i, run_id in enumerate(run_ids[:3]):  # the fourth has no such metric
+        steps = [2, 0, 1, 1] if i == 0 else list(range(i + 2))  # out of order, and step 1 twice
+        points = [Metric("loss", 10.0 * i + k, now + k, step) for k, step in enumerate(steps)]
+        client.log_batch(run_id, metrics=[*points, Metric("other", 1.0, now, 0)])
+    expected = {
+        r: [m.value for m in sorted(client.get_metric_history(r, "loss"), key=lambda m: m.step)] for r in run_ids
+    }
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    assert callable(getattr(store, "get_metric_history_bulk", None)), moved(
+        "mlflow", "MlflowClient._tracking_client.store.get_metric_history_bulk"
+    )
+    monkeypatch.setattr(compat, "HISTORY_BULK_RUNS", 3)  # two queries
+    assert compat.metric_histories(client, run_ids, "loss") == expected
+    assert expected[run_ids[0]] == [1.0, 2.0, 3.0, 0.0] and expected[run_ids[3]] == []
+    monkeypatch.setattr(store, "get_metric_history_bulk", None)  # a store without it: run by run
+    assert compat.metric_histories(client, run_ids, "loss") == expected

@@ -121,6 +121,34 @@ def test_regenerating_gives_identical_tables(store, tmp_path):
         assert (first / name).read_text() == (second / name).read_text()
 
 
+def test_a_sweeps_own_report_from_the_runs_it_read_equals_one_read_from_the_store(store, tmp_path, monkeypatch):
+    """The sweep's end hands its job runs (as its summary read them) to the report, which then does not
+    read them again: every file is the same as a report that reads them (a FAILED job included)."""
+    from pipeline.report import select, write_report
+    from pipeline.tracking import layout
+    from pipeline.tracking import runs as tracked
+    from pipeline.tracking.store import open_store
+
+    home, runs, (_, failing_id) = store
+    tracking = open_store(f"sqlite:///{home}/mlflow.db")
+    parent = runs[(runs["tags.sweep_id"] == failing_id) & (runs["tags.fnn_sweep.role"] == "sweep")]["run_id"].item()
+    jobs = tracked.sweep_jobs(tracking, parent)
+    filters, read_runs = [], layout.read_runs
+    monkeypatch.setattr(select.layout, "read_runs", lambda t, ids, f="": filters.append(f) or read_runs(t, ids, f))
+    given = write_report(tracking, "fnn-sweep", failing_id, tmp_path / "given", jobs)
+    assert filters and not any("sweep_id" in f for f in filters)  # only the parents were read
+    read = write_report(tracking, "fnn-sweep", failing_id, tmp_path / "read")
+    assert any("sweep_id" in f for f in filters)
+    files = sorted(p.name for p in given.iterdir() if p.suffix != ".png")
+    assert files == sorted(p.name for p in read.iterdir() if p.suffix != ".png") and "report.md" in files
+    for name in files:
+        text, expected = ((folder / name).read_text().splitlines() for folder in (given, read))
+        assert [t for t in text if not t.startswith("Generated")] == [
+            e for e in expected if not e.startswith("Generated")
+        ]
+    assert "FAILED" in (given / "report.md").read_text()
+
+
 def test_unknown_sweep_and_empty_store_are_one_line_errors(store, tmp_path):
     home, _, _ = store
     result = run_pipeline(home, "report.sweep_id=nope", f"report.out_dir={tmp_path}", module="pipeline.report")

@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipeline.errors import InputError
 from pipeline.report.render import fmt
+from pipeline.runtime import compat
 from pipeline.tracking import artifacts, layout, model_registry
 from pipeline.tracking.artifacts import pyplot  # Matplotlib at the first figure, not at import
 
@@ -35,19 +36,13 @@ def _ticker():
     return matplotlib.ticker
 
 
-def _histories(client, run_ids, metric):
-    return {
-        run_id: [m.value for m in sorted(client.get_metric_history(run_id, metric), key=lambda m: m.step)]
-        for run_id in run_ids
-    }
-
-
 def plot_loss_curves(
     client: MlflowClient, frame: pd.DataFrame, run_ids: Sequence[str], activations: Sequence[str], path: Path
 ) -> str | None:
     """One panel per activation, one colour per width: train (solid) and validation (dashed), mean over seeds."""
     finished = frame.assign(run_id=run_ids)[frame["status"] == "FINISHED"]
-    train, val = _histories(client, finished["run_id"], TRAIN_LOSS), _histories(client, finished["run_id"], VAL_LOSS)
+    ids = list(finished["run_id"])
+    train, val = (compat.metric_histories(client, ids, metric) for metric in (TRAIN_LOSS, VAL_LOSS))
     if not any(train.values()):
         return "no finished run has a loss curve"
     fig, axes = pyplot().subplots(

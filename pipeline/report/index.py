@@ -42,10 +42,19 @@ SETTINGS = (
 PUBLISHED_DATASET = "mnist"  # the published tables are MNIST's; other datasets get no comparison
 
 
-def write_report(tracking: Store, experiment_name: str, sweep_id: str, out_dir: str | Path) -> Path:
+def write_report(
+    tracking: Store,
+    experiment_name: str,
+    sweep_id: str,
+    out_dir: str | Path,
+    sweep_runs: pd.DataFrame | None = None,
+) -> Path:
     """Write every table, figure and the index for the selected runs of ``tracking`` (a
     ``tracking.store.Store``) into ``out_dir/<sweep id or all>/``,
     whole or not at all (``pipeline.report.publish``); returns that folder.
+
+    ``sweep_runs``: the job runs of sweep ``sweep_id`` when the caller has just read them
+    (``runs.sweep_jobs``, as a sweep's end does), so they are not read again.
 
     Raises
     ------
@@ -53,7 +62,7 @@ def write_report(tracking: Store, experiment_name: str, sweep_id: str, out_dir: 
         ``out_dir`` cannot hold a report, or the selection has no finished run to report.
     """
     check_out_dir(out_dir)  # before reading any run
-    runs = load_runs(tracking, experiment_name, sweep_id)
+    runs = load_runs(tracking, experiment_name, sweep_id, sweep_runs)
     jobs, selection, name = select_jobs(runs, sweep_id)
     if not (jobs["status"] == "FINISHED").any():
         counts = ", ".join(f"{n} {s}" for s, n in sorted(jobs["status"].value_counts().items()))

@@ -19,6 +19,8 @@ a worker's run tags its source  ``mlflow.tracking.context.registry.``        run
 the git commit of the checkout  ``mlflow.utils.git_utils.get_git_commit``    no commit tag
 the dataset input's context     ``mlflow.utils.mlflow_tags.``                the value MLflow 3 uses
                                 ``MLFLOW_DATASET_CONTEXT``
+many runs' loss curves at once  ``MlflowClient._tracking_client.store``,     one ``get_metric_history``
+                                its ``get_metric_history_bulk`` (SQL store)  per run (2,000: about 1 s)
 ==============================  ===========================================  ==============================
 
 ``tests/test_compat.py`` checks each one against the installed versions and fails naming the
@@ -30,6 +32,7 @@ import functools
 import os
 import signal
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 # ---- joblib's vendored loky ----
@@ -169,3 +172,28 @@ def make_empty_sqlite_store(db_path: str | os.PathLike, artifact_root: str | os.
         connection.execute("DELETE FROM experiment_tags WHERE experiment_id = 0")
         connection.execute("DELETE FROM experiments WHERE experiment_id = 0")
     connection.close()
+
+
+HISTORY_BULK_RUNS = 500  # run ids per query: well under SQLite's limit of bound parameters
+
+
+def metric_histories(client: Any, run_ids: Sequence[str], key: str) -> dict[str, list[float]]:
+    """{run id: the values of metric ``key``, in step order} for every run of ``run_ids`` (an empty
+    list for a run without it), as ``MlflowClient.get_metric_history`` gives them run by run.
+
+    A SQL store reads them in one query per ``HISTORY_BULK_RUNS`` runs; any other store (a tracking
+    server's REST client) run by run, through the public API.
+    """
+    histories: dict[str, list] = {run_id: [] for run_id in run_ids}
+    bulk = getattr(getattr(getattr(client, "_tracking_client", None), "store", None), "get_metric_history_bulk", None)
+    if bulk is None:
+        for run_id in histories:
+            histories[run_id] = list(client.get_metric_history(run_id, key))
+    else:
+        ids = list(histories)
+        for start in range(0, len(ids), HISTORY_BULK_RUNS):
+            chunk = ids[start : start + HISTORY_BULK_RUNS]
+            for item in bulk(chunk, key, max_results=2**31 - 1):  # by run, then timestamp, as run by run
+                histories[item.run_id].append(item)  # a Metric with its run id
+    # A stable sort: points logged again at one step (a resumed job) keep their order in time.
+    return {run_id: [m.value for m in sorted(points, key=lambda m: m.step)] for run_id, points in histories.items()}

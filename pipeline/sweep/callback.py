@@ -102,7 +102,7 @@ class SweepTracking(Callback):
         lifecycle.closed(self._end_open_sweep)
         if search.is_search_sweeper(config.hydra.sweeper):
             self._summarize_study(config)
-        report_dir = self._write_report(config) if config.report.after_sweep and len(jobs) else None
+        report_dir = self._write_report(config, jobs) if config.report.after_sweep and len(jobs) else None
         if config.report.register_best:
             self._register_best(config.report.register_best)
         log.info(
@@ -121,9 +121,10 @@ class SweepTracking(Callback):
 
     def _close_sweep(self):
         """End the parent run with its jobs' counts; log the summary; returns the jobs."""
-        self.progress.stop()
-        reaper.log_reaped(reaper.reap(self.store, self.experiment_id, self.stale_after_s, skip={self.parent_run_id}))
+        reaped = reaper.reap(self.store, self.experiment_id, self.stale_after_s, skip={self.parent_run_id})
         jobs = runs.sweep_jobs(self.store, self.parent_run_id)
+        self.progress.stop(jobs)  # the jobs no poll reported yet, from ``jobs``
+        reaper.log_reaped(reaped)
         counts = jobs["status"].value_counts().to_dict()
         failed = jobs[jobs["status"] != "FINISHED"]
         reused = int((jobs["role"] == layout.ROLE_REUSED).sum())
@@ -151,13 +152,14 @@ class SweepTracking(Callback):
 
         _after_the_runs(summary, "study not summarized", "optuna-dashboard on the study's storage")
 
-    def _write_report(self, config):
-        """Write the sweep's report; returns its directory, or None when it could not be written."""
+    def _write_report(self, config, jobs):
+        """Write the sweep's report from ``jobs`` (its job runs, as the summary read them); returns its
+        directory, or None when it could not be written."""
         from pipeline.report import write_report
 
         def report():
             start = time.perf_counter()
-            out_dir = write_report(self.store, self.experiment_name, self.sweep_id, config.report.out_dir)
+            out_dir = write_report(self.store, self.experiment_name, self.sweep_id, config.report.out_dir, jobs)
             runs.log_report_time(self.store, self.parent_run_id, time.perf_counter() - start)
             return out_dir
 
@@ -176,7 +178,7 @@ class SweepTracking(Callback):
         """The command ends before the sweep's summary (a signal, an error): end the parent run ``status``
         with ``reason``, and its jobs whose processes are gone KILLED; say so in one line."""
         if self.progress is not None:
-            self.progress.stop(report=False)
+            self.progress.stop()
         if not self.parent_open:
             return
         reaper.end_orphaned_jobs(self.store, self.parent_run_id, f"{reason} (its process ended first)")

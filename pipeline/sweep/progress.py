@@ -19,6 +19,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+import pandas as pd
 from tqdm import tqdm
 
 from pipeline.runtime import failure
@@ -91,13 +92,19 @@ class SweepProgress:
         self._thread.start()
         return self
 
-    def stop(self, report: bool = True) -> None:
-        """Stop polling and (``report``) print what ended since the last poll (all runs read once more)."""
+    def stop(self, jobs: pd.DataFrame | None = None) -> None:
+        """Stop polling; with ``jobs``, the sweep's job runs as its end read them (a ``layout.read_runs``
+        frame), print every ended job no poll printed, from them: the store is not read again
+        (1,000 runs: 2.8 s)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
-        if report:
-            self.poll(everything=True)
+        if jobs is not None:
+            ended = jobs[jobs["status"].isin(ENDED) & jobs["end_time"].notna() & ~jobs["run_id"].isin(self.reported)]
+            self._report([_brief(row) for _, row in ended.sort_values("end_time", kind="stable").iterrows()])
+            if self.bar is not None:
+                self.bar.set_postfix_str(f"{self.failed} failed, 0 running", refresh=False)
+                self.bar.update(len(self.reported) - self.bar.n)
         if self.bar is not None:
             self.bar.close()  # the summary lines follow below it
             self.bar = None
@@ -116,7 +123,7 @@ class SweepProgress:
                 log.info(sweep_line(*counts, self.planned, time.monotonic() - self.started))
                 last_summary = time.monotonic()
 
-    def poll(self, everything: bool = False, count_running: bool = True) -> tuple[int, int, int, int]:
+    def poll(self, count_running: bool = True) -> tuple[int, int, int, int]:
         """Print a line for each job that ended since the last poll; returns (done, failed, running;
         0 without ``count_running``, paused at a rung).
 
@@ -128,27 +135,17 @@ class SweepProgress:
         if self._experiment_id is None:
             self._experiment_id = self.store.client.get_run(self.parent_run_id).info.experiment_id
         since = self._newest_end - END_TIME_SLACK_MS
-        ended_lately = None if everything else layout.ended_since(since)
+        ended_lately = layout.ended_since(since)
         # Runs reported already but still inside the window are left out by id: a sweep of thousands
         # ends several jobs a second, and reading each one's params again every poll costs a core.
-        seen = [run_id for run_id, end in self.reported.items() if end >= since] if ended_lately else []
+        seen = [run_id for run_id, end in self.reported.items() if end >= since]
         not_seen = layout.run_id_not_in(seen) if seen else None
         jobs = runs.sweep_job_briefs(self.store, self._experiment_id, self.parent_run_id, ended_lately, not_seen)
         ended = [job for job in jobs if job.status in ENDED and job.end_time is not None]
-        for job in ended:
-            if job.run_id not in self.reported:
-                self.reported[job.run_id] = job.end_time or 0
-                self.failed += job.status != "FINISHED"
-                if self.bar is None:
-                    log.info(job_line(len(self.reported), self.planned, job))
-                elif job.status != "FINISHED":  # above the bar, which is drawn again below it
-                    with self.bar.external_write_mode():
-                        log.info(job_line(len(self.reported), self.planned, job))
+        self._report(ended)
         self._newest_end = max([self._newest_end, *(job.end_time or 0 for job in ended)])
         self.paused |= {job.run_id for job in jobs if job.status == layout.PAUSED}
-        if everything or ended_lately is None:
-            running_jobs = [job for job in jobs if job.status == "RUNNING"]
-        elif not count_running:
+        if not count_running:
             running_jobs = []
         else:  # a running run has no end time, so the query above left it out
             running_jobs = runs.sweep_job_briefs(
@@ -161,6 +158,30 @@ class SweepProgress:
             self.bar.set_postfix_str(f"{self.failed} failed, {paused}{running} running", refresh=False)
             self.bar.update(len(self.reported) - self.bar.n)
         return len(self.reported), self.failed, running, len(self.paused)
+
+    def _report(self, ended: list[layout.RunBrief]) -> None:
+        """A line for each job of ``ended`` not reported yet (in a terminal, for failed ones only)."""
+        for job in ended:
+            if job.run_id not in self.reported:
+                self.reported[job.run_id] = job.end_time or 0
+                self.failed += job.status != "FINISHED"
+                if self.bar is None:
+                    log.info(job_line(len(self.reported), self.planned, job))
+                elif job.status != "FINISHED":  # above the bar, which is drawn again below it
+                    with self.bar.external_write_mode():
+                        log.info(job_line(len(self.reported), self.planned, job))
+
+
+# The metrics a job's line shows.
+LINE_METRICS = (layout.TEST_ACCURACY, layout.TEST_MSE, layout.TRAINING_TIME)
+
+
+def _brief(row: pd.Series) -> layout.RunBrief:
+    """A ``layout.read_runs`` row as the brief a poll reads: its tags, and the metrics its line shows."""
+    tags = {tag: row[name] for name, tag in layout.TAG_COLUMNS.items() if name in row and row[name] is not None}
+    metrics = {name: float(row[name]) for name in LINE_METRICS if name in row and pd.notna(row[name])}
+    end = None if pd.isna(row["end_time"]) else int(row["end_time"].timestamp() * 1000)
+    return layout.RunBrief(row["run_id"], row["status"], end, tags, metrics)
 
 
 def _bar(planned: int | None) -> tqdm:
