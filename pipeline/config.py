@@ -243,11 +243,12 @@ class MlflowConfig(Checked):
     group: ClassVar[str] = "mlflow"
     constraints: ClassVar[dict] = {
         "tracking_uri": Text(
+            uri=True,
             pattern=r"[A-Za-z][A-Za-z0-9+.-]*:.+",
             message="must be a URI such as sqlite:///PATH/mlflow.db or http://HOST:5000",
         ),
         "experiment_name": Text(max_length=MAX_NAME_LENGTH),
-        "artifact_location": Text(optional=True),
+        "artifact_location": Text(optional=True, uri=True),
         "log_model": Flag(),
         "log_figures": Flag(),
         "stale_after_s": Interval(
@@ -277,7 +278,7 @@ class SweepConfig(Checked):
         "progress": Options(PROGRESS_STYLES),
         "study": Text(optional=True, max_length=MAX_NAME_LENGTH),
         "trial": Interval(int, 0, None, optional=True, message="must be a trial number >= 0"),
-        "study_storage": Text(optional=True),
+        "study_storage": Text(optional=True, uri=True),
         "pause_at": Interval(int, 1, None, optional=True, message="must be an epoch >= 1"),
     }
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from numbers import Integral, Real
 from typing import Any, cast
 
+from pipeline.credentials import redact
 from pipeline.errors import InputError
 
 
@@ -79,6 +80,15 @@ class Options:
         return None
 
 
+# A URI from a config file (or an interpolation such as ${oc.env:...}) that holds credentials: the
+# command line's are taken out before Hydra sees them (pipeline/credentials.py), a file's cannot be.
+CREDENTIALS_IN_CONFIG = (
+    "holds a password or secret (*** here), which would be stored with every run; give the URI on the "
+    "command line, where its credentials are taken out, or them in MLFLOW_TRACKING_USERNAME and "
+    "MLFLOW_TRACKING_PASSWORD (a tracking server), PGPASSWORD or ~/.pgpass (PostgreSQL)"
+)
+
+
 @dataclass(frozen=True)
 class Text:
     """A string of at most ``max_length`` characters (``pattern``: what it must match, with ``message``)."""
@@ -88,6 +98,8 @@ class Text:
     pattern: str | None = None
     message: str | None = None
     empty: bool = False  # the empty string is allowed
+
+    uri: bool = False  # a URI, which may hold no password or secret (it would be stored with every run)
 
     def problem(self, value: object) -> str | None:
         if value is None:
@@ -100,6 +112,8 @@ class Text:
             return f"is {len(value)} characters long; at most {self.max_length} are allowed"
         if self.pattern is not None and value and not re.fullmatch(self.pattern, value):
             return self.message
+        if self.uri and redact(value) != value:
+            return CREDENTIALS_IN_CONFIG
         return None
 
 
@@ -131,6 +145,7 @@ def check_fields(obj: object, prefix: str, constraints: dict) -> None:
         problem = constraint.problem(value)
         if problem is not None:
             key = f"{prefix}.{name}" if prefix else name
+            value = redact(value) if isinstance(value, str) else value  # a URI's password is never shown
             shown = repr(value) if isinstance(value, str) and len(value) <= 80 else _short(value)
             separator = ";" if isinstance(constraint, Options) else ":"
             raise ConfigError(f"{key}={shown} is not valid{separator} {problem}")

@@ -413,3 +413,55 @@ def test_values_the_schema_once_missed_are_rejected_in_one_line(override, messag
     with pytest.raises(ConfigError) as err:
         validate(composed(override))
     assert message in str(err.value) and "\n" not in str(err.value) and len(str(err.value)) < 400
+
+
+@pytest.mark.parametrize(
+    "override, shown",
+    [
+        ("mlflow.tracking_uri=postgresql://fnn:hunter2@127.0.0.1/mlflow", "postgresql://fnn:***@127.0.0.1/mlflow"),
+        ("mlflow.tracking_uri=http://fnn:hunter2@127.0.0.1:5000", "http://fnn:***@127.0.0.1:5000"),
+        ("mlflow.artifact_location='s3://bucket/runs?X-Amz-Signature=hunter2'", "X-Amz-Signature=***"),
+        ("sweep.study_storage=postgresql://fnn:hunter2@127.0.0.1/optuna", "postgresql://fnn:***@127.0.0.1/optuna"),
+    ],
+)
+def test_a_uri_with_credentials_in_the_config_is_refused_without_showing_them(override, shown):
+    """Composed from a file (here: an override that did not go through the command line's
+    ``credentials.take_from_argv``), a password would be a param of every run: one line, masked."""
+    with pytest.raises(ConfigError) as err:
+        validate(composed(override))
+    message = str(err.value)
+    assert shown in message and "hunter2" not in message and "\n" not in message
+    assert "command line" in message and "MLFLOW_TRACKING_PASSWORD" in message
+
+
+def test_a_masked_uri_from_the_command_line_is_valid():
+    """What ``take_from_argv`` leaves in the config (the real URI is in the environment) passes."""
+    validate(composed("mlflow.tracking_uri=http://fnn:***@127.0.0.1:5000"))
+
+
+def test_a_password_from_a_config_file_or_the_environment_stops_the_sweep_before_anything(home, tmp_path_factory):
+    """A preset file, or ${oc.env:...} in one, holding a password: exit 2 before any run, store or
+    Hydra file, and the password is not printed."""
+    user_conf = tmp_path_factory.mktemp("user_conf")  # outside ``home``, which must hold no password
+    presets = user_conf / "experiment"
+    presets.mkdir(parents=True)
+    (presets / "server.yaml").write_text(
+        "# @package _global_\nmlflow:\n  tracking_uri: postgresql://fnn:hunter2@127.0.0.1:1/mlflow\n"
+    )
+    (presets / "from_env.yaml").write_text("# @package _global_\nmlflow:\n  tracking_uri: ${oc.env:SECRET_URI}\n")
+    for preset in ("server", "from_env"):
+        result = run_pipeline(
+            home,
+            "-m",
+            f"--config-dir={user_conf}",
+            f"+experiment={preset}",
+            "dataset=digits",
+            "model.activation=relu,tanh",
+            env={"SECRET_URI": "http://fnn:hunter2@127.0.0.1:1"},
+        )
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
+        assert "mlflow.tracking_uri=" in result.stderr and "***" in result.stderr
+        assert "hunter2" not in result.stdout + result.stderr and "Traceback" not in result.stderr
+        files = [p for p in Path(home).rglob("*") if p.is_file()]
+        assert not [p for p in files if b"hunter2" in p.read_bytes()] and not (Path(home) / "mlflow.db").exists()

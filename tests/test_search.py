@@ -129,6 +129,11 @@ def test_the_plan_checks_every_setting(tmp_path):
         ({"sampler": "annealing"}, "sampler=annealing: must be one of tpe"),
         ({"direction": "up"}, "direction=up: must be one of auto"),
         ({"pruner_settings": {"warmup": 1}}, "pruner_settings for median"),
+        # from a config file: the command line's credentials are taken out, a file's would be stored
+        (
+            {"storage": "postgresql://fnn:hunter2@127.0.0.1/optuna"},
+            "storage=postgresql://fnn:***@127.0.0.1/optuna holds",
+        ),
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             search.plan({**good, **bad}, app, space)
