@@ -84,8 +84,8 @@ class Options:
 # command line's are taken out before Hydra sees them (pipeline/credentials.py), a file's cannot be.
 CREDENTIALS_IN_CONFIG = (
     "holds a password or secret (*** here), which would be stored with every run; give the URI on the "
-    "command line, where its credentials are taken out, or them in MLFLOW_TRACKING_USERNAME and "
-    "MLFLOW_TRACKING_PASSWORD (a tracking server), PGPASSWORD or ~/.pgpass (PostgreSQL)"
+    "command line (which takes its credentials out), or keep them in MLFLOW_TRACKING_USERNAME and "
+    "MLFLOW_TRACKING_PASSWORD (a tracking server) or PGPASSWORD or ~/.pgpass (PostgreSQL)"
 )
 
 
