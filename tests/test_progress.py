@@ -53,18 +53,3 @@ def test_the_sweeps_end_reports_every_job_no_poll_saw_once_in_end_order(tmp_path
         "[3/4] tanh-8  FAILED: TrainingDiverged: loss is nan",
     ]
     assert progress.failed == 1 and running.info.run_id not in progress.reported
-
-
-def test_a_poll_leaves_out_the_jobs_it_reported(tmp_path, caplog):
-    client, experiment_id, tracking, parent = _sweep(tmp_path, 3)
-    now = int(time.time() * 1000)
-    progress = SweepProgress(tracking, parent, 3)
-    caplog.set_level(logging.INFO, logger="pipeline")
-    first = _job(client, experiment_id, parent, "relu-8", "FINISHED", now, accuracy=0.9)
-    progress.poll()
-    _job(client, experiment_id, parent, "tanh-8", "FINISHED", now + 1, accuracy=0.8)
-    assert progress.poll() == (2, 0, 0, 0)
-    progress.stop(runs.sweep_jobs(tracking, parent))
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[")]
-    assert [line.split("  ")[0] for line in lines] == ["[1/3] relu-8", "[2/3] tanh-8"]
-    assert set(progress.reported) >= {first}
