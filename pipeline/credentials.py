@@ -58,12 +58,17 @@ def take_from_argv(argv: list[str]) -> list[str]:
     result = []
     for arg in argv:
         match = _OVERRIDE.match(arg)
-        if match is None or match["key"] not in URI_KEYS or redact(match["value"]) == match["value"]:
+        value = match["value"] if match else ""
+        # Quoted, as Hydra needs a value with "=" in it ('s3://b/x?token=...'): the quotes stay, the
+        # URI inside them is the one to redact, and the one the config will hold.
+        quote = value[0] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else ""
+        uri = value[1:-1] if quote else value
+        if match is None or match["key"] not in URI_KEYS or redact(uri) == uri:
             result.append(arg)
             continue
-        uri, shown = match["value"], redact(match["value"])
+        shown = redact(uri)
         taken[shown] = _to_environment(uri) if match["key"] == "mlflow.tracking_uri" else uri
-        result.append(f"{match['prefix']}{match['key']}={shown}")
+        result.append(f"{match['prefix']}{match['key']}={quote}{shown}{quote}")
     if taken:
         os.environ["FNN_SWEEP_TRACKING_URIS"] = json.dumps(taken)  # {redacted URI: URI to connect with}
     return result

@@ -464,3 +464,21 @@ def test_a_password_from_a_config_file_stops_the_sweep_before_anything(home, tmp
     assert "hunter2" not in result.stdout + result.stderr and "Traceback" not in result.stderr
     files = [p for p in Path(home).rglob("*") if p.is_file()]
     assert not [p for p in files if b"hunter2" in p.read_bytes()] and not (Path(home) / "mlflow.db").exists()
+
+
+def test_a_quoted_uri_on_the_command_line_keeps_its_quotes_and_loses_its_secret(monkeypatch):
+    """Hydra needs quotes around a value holding "=" (a token in the query): the secret inside them is
+    taken out, the quotes stay, and the config's (unquoted) URI maps back to the one to connect with."""
+    from pipeline import credentials
+
+    monkeypatch.delenv("FNN_SWEEP_TRACKING_URIS", raising=False)
+    argv = ["mlflow.artifact_location='s3://b/x?token=hunter2'", 'hydra.sweeper.storage="postgresql://u:hunter2@h/db"']
+    taken = credentials.take_from_argv([*argv, "model.activation='relu'"])
+    assert taken == [
+        "mlflow.artifact_location='s3://b/x?token=***'",
+        'hydra.sweeper.storage="postgresql://u:***@h/db"',
+        "model.activation='relu'",
+    ]
+    assert credentials.connect_uri("s3://b/x?token=***") == "s3://b/x?token=hunter2"
+    assert credentials.connect_uri("postgresql://u:***@h/db") == "postgresql://u:hunter2@h/db"
+    validate(composed(taken[0]))  # what Hydra then composes is valid: the secret is not in it
