@@ -103,7 +103,8 @@ class SweepProgress:
             ended = jobs[jobs["status"].isin(ENDED) & jobs["end_time"].notna() & ~jobs["run_id"].isin(self.reported)]
             self._report([_brief(row) for _, row in ended.sort_values("end_time", kind="stable").iterrows()])
             if self.bar is not None:
-                self.bar.set_postfix_str(f"{self.failed} failed, 0 running", refresh=False)
+                running = int((jobs["status"] == "RUNNING").sum())  # another host's, not yet reaped
+                self.bar.set_postfix_str(f"{self.failed} failed, {running} running", refresh=False)
                 self.bar.update(len(self.reported) - self.bar.n)
         if self.bar is not None:
             self.bar.close()  # the summary lines follow below it
