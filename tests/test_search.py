@@ -132,7 +132,7 @@ def test_the_plan_checks_every_setting(tmp_path):
         # from a config file: the command line's credentials are taken out, a file's would be stored
         (
             {"storage": "postgresql://fnn:hunter2@127.0.0.1/optuna"},
-            "storage=postgresql://fnn:***@127.0.0.1/optuna holds",
+            "storage=postgresql://fnn:***@127.0.0.1/optuna: holds",
         ),
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):

@@ -27,7 +27,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
 
 from pipeline import credentials
-from pipeline.constraints import CREDENTIALS_IN_CONFIG, ConfigError
+from pipeline.constraints import ConfigError, Text
 
 if TYPE_CHECKING:
     import optuna
@@ -273,8 +273,9 @@ def plan(sweeper: Mapping[str, Any], app: Any, space: SearchSpace) -> StudyPlan:
         )
     sampler_name, sampler_settings = str(sweeper.get("sampler") or "tpe"), dict(sweeper.get("sampler_settings") or {})
     storage = sweeper.get("storage")
-    if isinstance(storage, str) and credentials.redact(storage) != storage:  # from a file, not the command line
-        raise ConfigError(f"hydra.sweeper.storage={credentials.redact(storage)} {CREDENTIALS_IN_CONFIG}")
+    # The same check as the app's URI settings: a file's credentials would be stored (the command line's are taken out).
+    if problem := Text(optional=True, empty=True, uri=True).problem(storage):
+        raise ConfigError(f"hydra.sweeper.storage={credentials.redact(str(storage))}: {problem}")
     return StudyPlan(
         name=study_name(sweeper.get("study_name"), app.mlflow.experiment_name, space),
         storage=study.storage_url(sweeper.get("storage"), app.mlflow.tracking_uri, project_home()),
