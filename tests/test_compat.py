@@ -151,3 +151,85 @@ def test_metric_histories_read_in_bulk_equal_mlflows_run_by_run(tmp_path, monkey
     assert expected[run_ids[0]] == [1.0, 2.0, 3.0, 0.0] and expected[run_ids[3]] == []
     monkeypatch.setattr(store, "get_metric_history_bulk", None)  # a store without it: run by run
     assert compat.metric_histories(client, run_ids, "loss") == expected
+
+
+def test_a_worker_keeps_hydras_plugin_registry_from_job_to_job():
+    """Hydra's ``Singleton.set_state`` (every joblib job) scans the plugins again; wrapped, the registry
+    stays, and it still finds Hydra's launchers."""
+    from hydra.core.plugins import Plugins
+    from hydra.core.singleton import Singleton
+    from hydra.plugins.launcher import Launcher
+
+    assert isinstance(getattr(Singleton, "_instances", None), dict), moved("hydra-core", "Singleton._instances")
+    original = Singleton.__dict__["set_state"]
+    try:
+        registry = Plugins.instance()
+        Singleton.set_state(Singleton.get_state())
+        assert Plugins.instance() is not registry  # Hydra's own: scanned again
+        assert compat.keep_hydra_plugins_between_jobs() and compat.keep_hydra_plugins_between_jobs()  # once
+        registry = Plugins.instance()
+        Singleton.set_state(Singleton.get_state())
+        assert Plugins.instance() is registry
+        assert "BasicLauncher" in {cls.__name__ for cls in Plugins.instance().discover(Launcher)}
+    finally:
+        Singleton.set_state = original
+
+
+def test_a_new_run_is_made_active_as_start_run_makes_it(tmp_path, monkeypatch):
+    """The created run becomes the fluent API's active run without reading it back; MLflow's
+    ``start_run`` still does it when another run is active or system metrics are on."""
+    import mlflow
+    from mlflow.tracking import fluent
+    from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+    assert isinstance(getattr(fluent, "_active_run_stack", None), fluent.ThreadLocalVariable), moved(
+        "mlflow", "fluent._active_run_stack"
+    )
+    db = tmp_path / "store.db"
+    compat.make_empty_sqlite_store(db, tmp_path / "artifacts")
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    client = mlflow.MlflowClient()
+    experiment_id = client.create_experiment("x", artifact_location=str(tmp_path / "artifacts"))
+    created = client.create_run(experiment_id, run_name="job")
+    reads = []
+    monkeypatch.setattr(TrackingServiceClient, "get_run", lambda self, run_id: reads.append(run_id))
+    with compat.activate_new_run(created) as active:
+        assert mlflow.active_run().info.run_id == active.info.run_id == created.info.run_id
+        mlflow.log_metric("loss", 0.5, step=0)
+    assert reads == []
+    monkeypatch.undo()
+    finished = client.get_run(created.info.run_id)
+    assert finished.info.status == "FINISHED" and finished.data.metrics == {"loss": 0.5}
+
+    with mlflow.start_run(experiment_id=experiment_id):  # another run active: start_run's own refusal
+        with pytest.raises(Exception, match="already active"):
+            compat.activate_new_run(client.create_run(experiment_id))
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true")
+    opened = []
+    monkeypatch.setattr(mlflow, "start_run", lambda run_id: opened.append(run_id))
+    compat.activate_new_run(last := client.create_run(experiment_id))
+    assert opened == [last.info.run_id]
+
+
+def test_a_runs_first_artifact_goes_where_it_was_created_without_reading_it_back(tmp_path, monkeypatch):
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+    from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+    assert hasattr(getattr(utils, "_artifact_repos_cache", None), "popitem"), moved(
+        "mlflow", "_tracking_service.utils._artifact_repos_cache"
+    )
+    db = tmp_path / "store.db"
+    compat.make_empty_sqlite_store(db, tmp_path / "artifacts")
+    uri = f"sqlite:///{db}"
+    client = mlflow.MlflowClient(uri)
+    experiment_id = client.create_experiment("x", artifact_location=str(tmp_path / "artifacts"))
+    run = client.create_run(experiment_id).info
+    compat.remember_artifact_location(run.run_id, run.artifact_uri, uri)
+
+    def no_read(self, run_id):
+        raise AssertionError("the run was read back")
+
+    monkeypatch.setattr(TrackingServiceClient, "get_run", no_read)
+    client.log_text(run.run_id, "a: 1\n", "config.yaml")
+    assert (tmp_path / "artifacts" / run.run_id / "artifacts" / "config.yaml").read_text() == "a: 1\n"

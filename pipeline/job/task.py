@@ -184,6 +184,7 @@ def _run_tracked(prepared, job, bad_input=None, on_open=None):
         sweep,
         job.choices,
         prepared.paused_run_id,
+        prepared.data,
     ) as active:
         prepared.phases["run"] = time.perf_counter() - opening  # the run, its params and tags
         if on_open is not None:

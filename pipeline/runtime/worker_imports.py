@@ -33,6 +33,9 @@ compat.warm_mlflow_sql_store()
 # the pinned requirements): 0.2-0.3 s in every worker's first job otherwise.
 compat.warm_mlflow_requirements_map()
 
+# Hydra's joblib launcher scans its plugins again at every job: a worker keeps the first job's registry.
+compat.keep_hydra_plugins_between_jobs()
+
 # Every worker is a fork of this process: frozen objects are never visited by a worker's garbage
 # collector, which keeps their pages shared (copy-on-write) and each collection short.
 gc.freeze()

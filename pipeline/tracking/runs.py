@@ -155,10 +155,12 @@ def job_run(
     sweep: Sweep | None = None,
     choices: Mapping[str, str] | None = None,
     paused_run_id: str | None = None,
+    data: Dataset | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """Open the MLflow run of one job, nested under ``sweep`` when given.
 
     ``choices`` are Hydra's config-group choices ({"optimizer": "adam"}), tagged ``choice.<group>``.
+    ``data``: the job's dataset, tagged with the run's other tags (``dataset_tags``); None for bad input.
     ``paused_run_id``: reopen that paused run (``layout.PAUSED``) to continue it, nested under
     ``sweep`` now, instead of creating one; its params stay as they were logged.
 
@@ -172,17 +174,18 @@ def job_run(
         **environment_tags(),
         **layout.trial_tags(resolved_config),
         **{f"{layout.CHOICE_TAG_PREFIX}{group}": str(option) for group, option in (choices or {}).items()},
+        **(dataset_tags(data) if data is not None else {}),
     }
     if sweep is not None:
         run_tags.update({layout.TAG_PARENT: sweep.run_id, layout.TAG_SWEEP_ID: sweep.sweep_id})
     if paused_run_id is None:
-        run_id = store.client.create_run(
-            experiment_id, run_name=run_name, tags=compat.source_tags(run_tags)
-        ).info.run_id
+        created = store.client.create_run(experiment_id, run_name=run_name, tags=compat.source_tags(run_tags))
+        compat.remember_artifact_location(created.info.run_id, created.info.artifact_uri, store.uri)
+        opened = compat.activate_new_run(created)  # as mlflow.start_run(run_id=...), less its 3 round trips
     else:  # this process (pid, host: the reaper's) and this sweep hold it now
-        run_id = paused_run_id
-        store.client.log_batch(run_id, tags=[mlflow.entities.RunTag(k, str(v)) for k, v in run_tags.items()])
-    with mlflow.start_run(run_id=run_id) as run:
+        store.client.log_batch(paused_run_id, tags=[mlflow.entities.RunTag(k, str(v)) for k, v in run_tags.items()])
+        opened = mlflow.start_run(run_id=paused_run_id)  # RUNNING again
+    with opened as run:
         if paused_run_id is None:
             mlflow.log_params(layout.job_params(resolved_config))
         try:
@@ -360,12 +363,18 @@ def log_report_time(store: Store, parent_run_id: str, seconds: float) -> None:
     store.client.log_metric(parent_run_id, layout.SWEEP_REPORT_TIME, seconds)
 
 
+def dataset_tags(data: Dataset) -> dict[str, str]:
+    """A job run's tags naming its dataset: name, content hash and source (``job_run`` sets them)."""
+    return {
+        layout.TAG_DATASET: data.name,
+        layout.TAG_DATASET_HASH: data.content_hash(),
+        layout.TAG_DATASET_SOURCE: data.source,
+    }
+
+
 def log_dataset(store: Store, data: Dataset) -> None:
-    """Tag the run with its dataset and log it as the run's input (the UI's Dataset column and filter)."""
+    """Log the dataset as the active run's input (the UI's Dataset column and filter); ``job_run`` tagged it."""
     digest = data.content_hash()
-    mlflow.set_tags(
-        {layout.TAG_DATASET: data.name, layout.TAG_DATASET_HASH: digest, layout.TAG_DATASET_SOURCE: data.source}
-    )
     # The entity directly, not mlflow.data.from_numpy: that would hash the arrays again and profile one split.
     schema = {
         "mlflow_tensorspec": {
