@@ -190,6 +190,29 @@ def test_validation_split_is_cached_beside_the_decoded_arrays(mnist_dir, mnist_a
     assert len(list(tmp_path.glob("decoded/*/split-*"))) == 2
 
 
+def test_a_cached_splits_content_hash_is_kept_beside_it_and_dropped_when_it_is_rebuilt(mnist_dir, tmp_path):
+    """The first hash of a cached split is written beside it; later loads read it (a worker hashing
+    200 MB otherwise), standardized data has its own; a rebuilt split loses the old one."""
+    import hashlib
+
+    cfg = {"name": "mnist", "dir": str(mnist_dir)}
+    first = load_dataset(cfg, val_fraction=0.1, seed=0, cache_dir=tmp_path)
+    [split] = tmp_path.glob("decoded/*/split-*-0-stratified")
+    assert not list(split.glob("content_hash*"))
+    digest = hashlib.sha256()
+    for array in (first.X_train, first.y_train, first.X_val, first.y_val, first.X_test, first.y_test):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    assert first.content_hash() == digest.hexdigest()[:16] == (split / "content_hash").read_text()
+    (split / "content_hash").write_text("0123456789abcdef")  # what a later load reads, not hashes
+    assert load_dataset(cfg, val_fraction=0.1, seed=0, cache_dir=tmp_path).content_hash() == "0123456789abcdef"
+    standardized = load_dataset({**cfg, "standardize": True}, val_fraction=0.1, seed=0, cache_dir=tmp_path)
+    assert standardized.content_hash() == (split / "content_hash-standardized").read_text() != first.content_hash()
+    (split / "y_val.npy").write_bytes(b"damaged")
+    rebuilt = load_dataset(cfg, val_fraction=0.1, seed=0, cache_dir=tmp_path)
+    assert not (split / "content_hash-standardized").exists()
+    assert rebuilt.content_hash() == first.content_hash() == (split / "content_hash").read_text()
+
+
 @pytest.mark.parametrize(
     "name, task", [("digits", "multiclass"), ("iris", "multiclass"), ("xor", "multiclass"), ("diabetes", "regression")]
 )

@@ -8,20 +8,21 @@ line that says what to do.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pipeline.data.checks import check_dataset, check_labels, check_split
-from pipeline.data.decoded import cached_split
+from pipeline.data.decoded import CONTENT_HASH, cached_split, split_dir
 from pipeline.data.errors import DataError
 from pipeline.data.registry import DATASETS, split_test
-
-if TYPE_CHECKING:
-    import os
 
 
 @dataclass
@@ -50,16 +51,45 @@ class Dataset:
     def n_outputs(self) -> int:
         return self.n_classes if self.task == "multiclass" and self.n_classes else 1
 
+    # Where the hash of a dataset mapped from the decoded-data cache is kept, beside its split: the
+    # sweep's pre-flight hashes it, and each worker reads 16 characters instead of hashing 200 MB.
+    hash_file: Path | None = field(default=None, repr=False, compare=False)
+
     def content_hash(self) -> str:
         """SHA-256 (first 16 hex digits) over every array, so runs on the same data can be matched."""
         return self._content_hash
 
     @cached_property
-    def _content_hash(self):  # a few hundred MB to hash: once per loaded dataset
+    def _content_hash(self):  # a few hundred MB to hash: once per loaded dataset, or per cached split
+        kept = _read_hash(self.hash_file)
+        if kept is not None:
+            return kept
         digest = hashlib.sha256()
         for array in (self.X_train, self.y_train, self.X_val, self.y_val, self.X_test, self.y_test):
             digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # no copy, unlike tobytes()
-        return digest.hexdigest()[:16]
+        value = digest.hexdigest()[:16]
+        if self.hash_file is not None:
+            _write_hash(self.hash_file, value)
+        return value
+
+
+def _read_hash(path: Path | None) -> str | None:
+    try:
+        text = path.read_text().strip() if path is not None else ""
+    except OSError:
+        return None
+    return text if re.fullmatch("[0-9a-f]{16}", text) else None
+
+
+def _write_hash(path: Path, value: str) -> None:
+    """Atomically (processes hashing at once each leave a whole file); a read-only cache keeps none."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        with os.fdopen(fd, "w") as f:
+            f.write(value)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def load_dataset(
@@ -84,7 +114,11 @@ def load_dataset(
             check_labels(np.asarray(labels), n_classes, part, name, source)
     n_val = int(round(len(X) * val_fraction))
     check_split(y, n_val, task == "multiclass", "train.val_fraction", val_fraction, name)
+    hash_file = None
     if n_val:  # before the float32 conversion: that would hide a cached array's file (values are the same)
+        split_at = split_dir(X, n_val, seed, task == "multiclass")
+        if split_at is not None and task == "multiclass":  # the six arrays follow from the split's name
+            hash_file = split_at / f"{CONTENT_HASH}{'-standardized' if cfg.get('standardize') else ''}"
         X, y, X_val, y_val = cached_split(X, y, n_val, seed, task == "multiclass", split_test)
     else:
         X_val, y_val = X[:0], y[:0]
@@ -95,7 +129,7 @@ def load_dataset(
         X, X_val, X_test = ((part - mean) / std for part in (X, X_val, X_test))
     if task == "regression":
         y, y_val, y_test = _transform_targets(cfg.get("target_transform", "none"), y, y_val, y_test)
-    data = Dataset(name, task, n_classes, X, y, X_val, y_val, X_test, y_test, source)
+    data = Dataset(name, task, n_classes, X, y, X_val, y_val, X_test, y_test, source, hash_file)
     check_dataset(data)
     return data
 

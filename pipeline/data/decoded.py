@@ -54,15 +54,27 @@ def cached_split(
 
     Returns (X_train, y_train, X_val, y_val), memory-mapped when cached. Any other X is split as is.
     """
-    source = Path(getattr(X, "filename", None) or "")
-    if source.name != "X_train.npy" or source.parent.parent.name != "decoded":
+    target = split_dir(X, n_val, seed, stratify)
+    if target is None:
         return split(X, y, n_val, seed, stratify)
     names = ("X_train", "y_train", "X_val", "y_val")
-    target = source.parent / f"split-{n_val}-{seed}-{'stratified' if stratify else 'shuffled'}"
     cached = _load_arrays(target, names)
     if cached is not None:
         return cached
+    for stale in target.glob(f"{CONTENT_HASH}*"):  # of the split being rebuilt
+        stale.unlink(missing_ok=True)
     return _save_arrays(target, names, split(X, y, n_val, seed, stratify))
+
+
+CONTENT_HASH = "content_hash"  # files beside a cached split: its dataset's content hash (``Dataset``)
+
+
+def split_dir(X: np.ndarray, n_val: int, seed: int, stratify: bool) -> Path | None:
+    """The directory ``cached_split`` keeps X's split in, or None when X is not mapped from this cache."""
+    source = Path(getattr(X, "filename", None) or "")
+    if source.name != "X_train.npy" or source.parent.parent.name != "decoded":
+        return None
+    return source.parent / f"split-{n_val}-{seed}-{'stratified' if stratify else 'shuffled'}"
 
 
 def _load_arrays(target, names):

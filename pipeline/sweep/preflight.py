@@ -79,12 +79,13 @@ def validate_jobs(config: DictConfig) -> tuple[list, int | None]:
 def load_datasets(settings: Sequence[Any]) -> None:
     """Load the data of every distinct (dataset, val_fraction, seed) the jobs use, once, and check each
     job's batch size against it: a corrupt file, a split too small or a label out of range is found
-    before any run, and the caches are warm for the jobs."""
+    before any run, and the caches (the decoded arrays, the split, its hash) are warm for the jobs."""
     jobs_by_data: dict[tuple, list] = {}
     for job in settings:
         jobs_by_data.setdefault(dataset_key(job), []).append(job)
     with termination.interruptible():
         for jobs in jobs_by_data.values():
             data = load_dataset(vars(jobs[0].dataset), jobs[0].train.val_fraction, jobs[0].train.seed)
+            data.content_hash()  # kept beside a cached split: the workers read it instead of hashing
             for job in jobs:
                 check_fits(job, data)
