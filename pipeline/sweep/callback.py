@@ -21,6 +21,7 @@ from pipeline.runtime.termination import termination
 from pipeline.sweep import preflight, search
 from pipeline.sweep.progress import SweepProgress
 from pipeline.tracking import layout, reaper, runs, store
+from pipeline.tracking.artifacts import pyplot
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -91,6 +92,10 @@ class SweepTracking(Callback):
         if bar:  # the launchers' line per job ("#41 : model.activation=relu ..."): the bar says it all
             logging.getLogger("hydra_plugins").setLevel(logging.WARNING)
         self.progress = SweepProgress(self.store, self.parent_run_id, planned, bar=bar).start()
+        if config.report.after_sweep:
+            # The report's Matplotlib (0.35 s), imported now rather than after the last job: the first
+            # jobs wait for the workers' fork server anyway (0.5-0.7 s more on MNIST-format data).
+            pyplot()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         termination.check()  # a signal while the jobs ran: the entry point ends the parent KILLED, not FINISHED
