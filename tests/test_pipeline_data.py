@@ -190,6 +190,34 @@ def test_validation_split_is_cached_beside_the_decoded_arrays(mnist_dir, mnist_a
     assert len(list(tmp_path.glob("decoded/*/split-*"))) == 2
 
 
+def test_scikit_learns_datasets_are_split_once_then_loaded_without_scikit_learn(tmp_path):
+    """A bundled dataset's test and validation splits go to the decoded-data cache: a later process
+    (a sweep's worker) maps the same arrays and never imports scikit-learn; another seed has its own."""
+    import json
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    script = (
+        "import json, sys; from pipeline.data import load_dataset; "
+        f"d = load_dataset({{'name': 'digits', 'standardize': True}}, 0.1, int(sys.argv[1]), cache_dir={str(tmp_path)!r}); "
+        "print(json.dumps([d.content_hash(), 'sklearn' in sys.modules, d.X_test[:3].tolist(), d.y_val[:5].tolist()]))"
+    )
+
+    def load(seed):
+        done = subprocess.run([sys.executable, "-c", script, str(seed)], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    built, mapped, other = load(0), load(0), load(1)
+    assert built[1] and not mapped[1]  # scikit-learn only to build them
+    assert built[0] == mapped[0] and built[2:] == mapped[2:]
+    fresh = load_dataset({"name": "digits", "standardize": True}, val_fraction=0.1, seed=0)  # no cache dir given
+    assert fresh.content_hash() == built[0]
+    assert other[0] != built[0] and len(list(tmp_path.glob("decoded/scikit-learn-*-load_digits-*"))) == 2
+
+
 def test_a_cached_splits_content_hash_is_kept_beside_it_and_dropped_when_it_is_rebuilt(mnist_dir, tmp_path):
     """The first hash of a cached split is written beside it; later loads read it (a worker hashing
     200 MB otherwise), standardized data has its own; a rebuilt split loses the old one."""

@@ -1,12 +1,13 @@
 """The dataset registry: name -> loader returning (task, n_classes, X, y, X_test, y_test, source)."""
 
 import urllib.error
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.data.checks import check_split
-from pipeline.data.decoded import decoded_idx_arrays
+from pipeline.data.decoded import cached_arrays, decoded_idx_arrays
 from pipeline.data.download import default_cache_dir, locate_idx_dir
 from pipeline.data.errors import DataError
 
@@ -39,39 +40,47 @@ def _held_out(n_samples, fraction):
 
 def _sklearn_dataset(loader_name, task):
     def load(cfg, seed, cache_dir):
-        import sklearn.datasets
-
-        loader = getattr(sklearn.datasets, loader_name)
-        try:
-            if loader_name.startswith("fetch_"):
-                X, y = loader(
-                    return_X_y=True, data_home=cfg.get("dir") or Path(cache_dir or default_cache_dir()) / "sklearn"
-                )
-            else:
-                X, y = loader(return_X_y=True)
-        except (OSError, urllib.error.URLError) as exc:
-            raise DataError(
-                f"{loader_name} could not get its data ({exc}); it needs the internet once, "
-                f"or scikit-learn's cached copy in dataset.dir"
-            ) from None
-        classes = int(y.max()) + 1 if task == "multiclass" else None
         test_fraction = cfg.get("test_fraction", 0.2)
-        check_split(
-            y,
-            _held_out(len(y), test_fraction),
-            task == "multiclass",
-            "dataset.test_fraction",
-            test_fraction,
-            loader_name.split("_", 1)[1],
+        # Kept in the decoded-data cache once split (a cached test split has its validation split
+        # cached beside it): scikit-learn is imported only to build them.
+        key = f"scikit-learn-{version('scikit-learn')}-{loader_name}-test-{test_fraction!r}-seed-{seed}"
+        X, y, X_test, y_test = cached_arrays(
+            Path(cache_dir or default_cache_dir()) / "decoded" / key,
+            lambda: _load_and_split(cfg, seed, cache_dir, loader_name, task, test_fraction),
         )
-        return (
-            task,
-            classes,
-            *split_test(X, y, test_fraction, seed, task == "multiclass"),
-            f"scikit-learn {loader_name}",
-        )
+        classes = int(max(y.max(), y_test.max())) + 1 if task == "multiclass" else None
+        return task, classes, X, y, X_test, y_test, f"scikit-learn {loader_name}"
 
     return load
+
+
+def _load_and_split(cfg, seed, cache_dir, loader_name, task, test_fraction):
+    """One of scikit-learn's datasets, its test split held out: (X_train, y_train, X_test, y_test)."""
+    import sklearn.datasets
+
+    loader = getattr(sklearn.datasets, loader_name)
+    try:
+        if loader_name.startswith("fetch_"):
+            X, y = loader(
+                return_X_y=True, data_home=cfg.get("dir") or Path(cache_dir or default_cache_dir()) / "sklearn"
+            )
+        else:
+            X, y = loader(return_X_y=True)
+    except (OSError, urllib.error.URLError) as exc:
+        raise DataError(
+            f"{loader_name} could not get its data ({exc}); it needs the internet once, "
+            f"or scikit-learn's cached copy in dataset.dir"
+        ) from None
+    check_split(
+        y,
+        _held_out(len(y), test_fraction),
+        task == "multiclass",
+        "dataset.test_fraction",
+        test_fraction,
+        loader_name.split("_", 1)[1],
+    )
+    X_train, y_train, X_test, y_test = split_test(X, y, test_fraction, seed, task == "multiclass")
+    return X_train, y_train, X_test, y_test
 
 
 def _xor(cfg, seed, cache_dir):
