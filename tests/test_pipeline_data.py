@@ -201,12 +201,14 @@ def test_scikit_learns_datasets_are_split_once_then_loaded_without_scikit_learn(
 
     script = (
         "import json, sys; from pipeline.data import load_dataset; "
-        f"d = load_dataset({{'name': 'digits', 'standardize': True}}, 0.1, int(sys.argv[1]), cache_dir={str(tmp_path)!r}); "
+        "d = load_dataset({'name': 'digits', 'standardize': True}, 0.1, int(sys.argv[1]), cache_dir=sys.argv[2]); "
         "print(json.dumps([d.content_hash(), 'sklearn' in sys.modules, d.X_test[:3].tolist(), d.y_val[:5].tolist()]))"
     )
 
     def load(seed):
-        done = subprocess.run([sys.executable, "-c", script, str(seed)], cwd=REPO, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(seed), str(tmp_path)], cwd=REPO, capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
