@@ -119,6 +119,29 @@ def test_runs_of_other_hosts_are_reaped_only_when_their_heartbeat_is_stale(tmp_p
     assert client.get_run(live).info.status == "RUNNING"  # a live run on another host is never touched
 
 
+def test_a_run_that_ended_after_the_reaper_read_it_is_left_as_it_ended(tmp_path, monkeypatch):
+    """The race two sweeps met: one's reaper reads the other's job RUNNING, the job ends FINISHED and its
+    worker exits; the pid is gone by the check, but the run's end stays. A run its process left RUNNING
+    is still reaped."""
+    import socket
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("e")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    tags = {layout.TAG_ROLE: layout.ROLE_JOB, "hostname": socket.gethostname(), "pid": gone.stdout.strip()}
+    ended, zombie = (client.create_run(experiment, tags=tags, run_name=name).info.run_id for name in ("a", "b"))
+    as_read = layout.read_runs(open_store(uri), [experiment], filter_string=layout.status_is("RUNNING"))
+    assert set(as_read["run_id"]) == {ended, zombie}
+    client.set_terminated(ended, "FINISHED")  # after the reaper's read
+    monkeypatch.setattr(layout, "read_runs", lambda *args, **kwargs: as_read)
+    reaped = reaper.reap(open_store(uri), experiment, stale_after_s=1800)
+    assert [run_id for _, run_id, _ in reaped] == [zombie]
+    assert (client.get_run(ended).info.status, client.get_run(zombie).info.status) == ("FINISHED", "KILLED")
+
+
 @pytest.mark.slow
 def test_two_sweeps_started_at_once_into_a_new_store_both_nest_correctly(home):
     args = ["-m", "dataset=digits", "model.hidden_neurons=8", "train.epochs=2", *FAST, "report.after_sweep=false"]

@@ -36,6 +36,11 @@ def process_alive(pid: int | str) -> bool:
     return True
 
 
+def still_running(client: MlflowClient, run_id: str) -> bool:
+    """The run's status now, not when the runs were read: only a run its process left RUNNING is reaped."""
+    return client.get_run(run_id).info.status == "RUNNING"
+
+
 def heartbeat(client: MlflowClient, run_id: str, started: float) -> float:
     """Seconds since the epoch of the run's last sign of life: its last epoch metric, else its start."""
     history = client.get_metric_history(run_id, HEARTBEAT_METRIC)
@@ -70,6 +75,10 @@ def reap(
             reason = f"reaped: no heartbeat from {run.hostname or 'an unknown host'} for {now - last:.0f} s"
         else:
             continue
+        # Read when it ran: the run may have ended since (its process ending after it: a sweep's
+        # worker exits once its sweep is done). With the process gone, nothing can end it after this.
+        if not still_running(client, run.run_id):
+            continue
         client.set_tag(run.run_id, layout.TAG_FAILURE, reason)
         client.set_terminated(run.run_id, "KILLED", end_time=int(last * 1000))
         reaped.append((run.run_name, run.run_id, reason))
@@ -95,8 +104,9 @@ def end_orphaned_jobs(store: Store, parent_run_id: str, reason: str, grace_s: fl
         if not any(process_alive(job.pid) for job in running.itertuples()) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    ended = [job.run_id for job in running.itertuples() if not process_alive(job.pid)]
     client = store.client
+    ended = [job.run_id for job in running.itertuples() if not process_alive(job.pid)]
+    ended = [run_id for run_id in ended if still_running(client, run_id)]  # as in ``reap``
     for run_id in ended:
         client.set_tag(run_id, layout.TAG_FAILURE, reason)
         client.set_terminated(run_id, "KILLED")
