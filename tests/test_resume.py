@@ -119,6 +119,27 @@ def test_runs_of_other_hosts_are_reaped_only_when_their_heartbeat_is_stale(tmp_p
     assert client.get_run(live).info.status == "RUNNING"  # a live run on another host is never touched
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="a zombie's state is read from /proc (Linux)")
+def test_a_process_that_exited_but_is_not_yet_reaped_counts_as_gone():
+    """A killed command's workers are zombies until init reaps them (1-2 s here): their runs are reaped
+    at once, not left RUNNING by the next command's reaper."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert reaper.process_alive(child.pid)
+    finally:
+        child.kill()
+    deadline = time.monotonic() + 10
+    while open(f"/proc/{child.pid}/stat").read().rpartition(")")[2].split()[0] != "Z":  # exited, not waited for
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not reaper.process_alive(child.pid)
+    child.wait()
+    assert not reaper.process_alive(child.pid) and reaper.process_alive(os.getpid())
+
+
 def test_a_run_that_ended_after_the_reaper_read_it_is_left_as_it_ended(tmp_path, monkeypatch):
     """The race two sweeps met: one's reaper reads the other's job RUNNING, the job ends FINISHED and its
     worker exits; the pid is gone by the check, but the run's end stays. A run its process left RUNNING

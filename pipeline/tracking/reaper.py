@@ -27,13 +27,24 @@ log = logging.getLogger("pipeline")
 
 
 def process_alive(pid: int | str) -> bool:
+    """Whether process ``pid`` of this host still runs; one that has exited but is not yet reaped (a
+    zombie) does not: a killed command's workers wait 1-2 s for init to reap them here."""
     try:
         os.kill(int(pid), 0)
     except (ProcessLookupError, TypeError, ValueError):
         return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
+    except PermissionError:  # someone else's process: alive, unless a zombie
+        pass
+    return not _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:  # "pid (name) state ...": the name may hold spaces
+            state = f.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):  # no /proc (not Linux): os.kill's answer stands
+        return False
+    return state in ("Z", "X")
 
 
 def still_running(client: MlflowClient, run_id: str) -> bool:
