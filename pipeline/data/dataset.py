@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.checks import check_dataset, check_labels, check_split
-from pipeline.data.decoded import CONTENT_HASH, cached_split, split_dir
+from pipeline.data.decoded import cached_split, content_hash_file, keep_hash, kept_hash, split_dir
 from pipeline.data.errors import DataError
 from pipeline.data.registry import DATASETS, split_test
 
@@ -61,7 +59,7 @@ class Dataset:
 
     @cached_property
     def _content_hash(self):  # a few hundred MB to hash: once per loaded dataset, or per cached split
-        kept = _read_hash(self.hash_file)
+        kept = kept_hash(self.hash_file)
         if kept is not None:
             return kept
         digest = hashlib.sha256()
@@ -69,27 +67,8 @@ class Dataset:
             digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # no copy, unlike tobytes()
         value = digest.hexdigest()[:16]
         if self.hash_file is not None:
-            _write_hash(self.hash_file, value)
+            keep_hash(self.hash_file, value)
         return value
-
-
-def _read_hash(path: Path | None) -> str | None:
-    try:
-        text = path.read_text().strip() if path is not None else ""
-    except OSError:
-        return None
-    return text if re.fullmatch("[0-9a-f]{16}", text) else None
-
-
-def _write_hash(path: Path, value: str) -> None:
-    """Atomically (processes hashing at once each leave a whole file); a read-only cache keeps none."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        with os.fdopen(fd, "w") as f:
-            f.write(value)
-        os.replace(tmp, path)
-    except OSError:
-        pass
 
 
 def load_dataset(
@@ -118,7 +97,7 @@ def load_dataset(
     if n_val:  # before the float32 conversion: that would hide a cached array's file (values are the same)
         split_at = split_dir(X, n_val, seed, task == "multiclass")
         if split_at is not None and task == "multiclass":  # the six arrays follow from the split's name
-            hash_file = split_at / f"{CONTENT_HASH}{'-standardized' if cfg.get('standardize') else ''}"
+            hash_file = content_hash_file(split_at, bool(cfg.get("standardize")))
         X, y, X_val, y_val = cached_split(X, y, n_val, seed, task == "multiclass", split_test)
     else:
         X_val, y_val = X[:0], y[:0]

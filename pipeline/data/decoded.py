@@ -17,6 +17,7 @@ workers never import scikit-learn (0.45 s each), nor does a later sweep's pre-fl
 import hashlib
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from pipeline.data.idx import IDX_FILES, load_idx_arrays
 
 log = logging.getLogger("pipeline")
 ARRAYS = ("X_train", "y_train", "X_test", "y_test")
+CONTENT_HASH = "content_hash"  # files beside a cached split: its dataset's content hash (``Dataset``)
 
 
 def files_digest(directory: str | os.PathLike) -> str:
@@ -75,15 +77,43 @@ def cached_split(
     return _save_arrays(target, names, split(X, y, n_val, seed, stratify))
 
 
-CONTENT_HASH = "content_hash"  # files beside a cached split: its dataset's content hash (``Dataset``)
-
-
 def split_dir(X: np.ndarray, n_val: int, seed: int, stratify: bool) -> Path | None:
     """The directory ``cached_split`` keeps X's split in, or None when X is not mapped from this cache."""
     source = Path(getattr(X, "filename", None) or "")
     if source.name != "X_train.npy" or source.parent.parent.name != "decoded":
         return None
     return source.parent / f"split-{n_val}-{seed}-{'stratified' if stratify else 'shuffled'}"
+
+
+def content_hash_file(split_at: Path, standardized: bool) -> Path:
+    """Where the content hash of the dataset built from the split at ``split_at`` is kept."""
+    return split_at / f"{CONTENT_HASH}{'-standardized' if standardized else ''}"
+
+
+def kept_hash(path: Path | None) -> str | None:
+    """The content hash kept at ``path`` (16 hex digits), or None when there is none (or it is damaged)."""
+    try:
+        text = path.read_text().strip() if path is not None else ""
+    except OSError:
+        return None
+    return text if re.fullmatch("[0-9a-f]{16}", text) else None
+
+
+def keep_hash(path: Path, value: str) -> None:
+    """Keep a content hash at ``path``; a read-only cache keeps none."""
+    try:
+        _write_atomically(path, lambda f: f.write(value.encode()))
+    except OSError:
+        pass
+
+
+def _write_atomically(path: Path, write: Callable) -> None:
+    """``write(f)`` into a temporary file beside ``path``, renamed into place: processes writing at
+    once each leave a whole file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    with os.fdopen(fd, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
 
 
 def _load_arrays(target, names):
@@ -111,10 +141,7 @@ def _save_arrays(target, names, arrays):
     try:
         target.mkdir(parents=True, exist_ok=True)
         for name, array in zip(names, arrays):
-            fd, tmp = tempfile.mkstemp(dir=target, suffix=".npy.part")
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, array)
-            os.replace(tmp, target / f"{name}.npy")
+            _write_atomically(target / f"{name}.npy", lambda f, array=array: np.save(f, array))
     except OSError:  # a read-only cache: decode (or split) every time, as before
         return tuple(arrays)
     return _load_arrays(target, names)

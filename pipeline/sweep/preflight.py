@@ -86,6 +86,7 @@ def load_datasets(settings: Sequence[Any]) -> None:
     with termination.interruptible():
         for jobs in jobs_by_data.values():
             data = load_dataset(vars(jobs[0].dataset), jobs[0].train.val_fraction, jobs[0].train.seed)
-            data.content_hash()  # kept beside a cached split: the workers read it instead of hashing
+            if data.hash_file is not None:  # kept beside a cached split: the workers read it, not hash
+                data.content_hash()
             for job in jobs:
                 check_fits(job, data)
