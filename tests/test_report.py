@@ -270,3 +270,28 @@ def test_a_sweep_whose_every_job_failed_ends_its_parent_and_reports_nothing(tmp_
         "nothing written"
     ]
     assert not (home / "reports").exists() or not any((home / "reports").iterdir())
+
+
+def test_figures_drawn_on_two_cores_are_the_files_drawn_on_one(store, tmp_path, monkeypatch):
+    """The report's figures are shared with a forked child (``forked_share``): every file, figures
+    byte for byte, is the one a report drawn in one process writes."""
+    import os
+
+    from pipeline.report import write_report
+    from pipeline.runtime import forked_share
+    from pipeline.tracking.store import open_store
+
+    home, _, (grid_id, _) = store
+    tracking = open_store(f"sqlite:///{home}/mlflow.db")
+    forks, fork = [], os.fork
+    monkeypatch.setattr(forked_share.os, "fork", lambda: forks.append(1) or fork())
+    shared = write_report(tracking, "fnn-sweep", grid_id, tmp_path / "shared")
+    assert forks == [1]  # one child drew a share of the figures
+    monkeypatch.setattr(forked_share, "can_fork", lambda: False)
+    alone = write_report(tracking, "fnn-sweep", grid_id, tmp_path / "alone")
+    assert forks == [1]
+    names = sorted(p.name for p in shared.iterdir())
+    assert names == sorted(p.name for p in alone.iterdir()) and "loss_curves.png" in names
+    for name in names:
+        if name != "report.md":  # its "Generated" minute may differ
+            assert (shared / name).read_bytes() == (alone / name).read_bytes(), name

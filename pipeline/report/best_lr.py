@@ -7,7 +7,8 @@ the table shows the mean *test* score at that lr. Choosing on the test set would
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from pipeline.report.tables import TableSpec
 
 STEM = "table1_best_lr"
+FIGURE = "val_vs_lr.png"
 LR_COLUMN = "lr"
 CHOICE_NOTE = (
     "Each cell's lr has the highest mean final validation {metric} over seeds (ties: the smaller lr); "
@@ -104,9 +106,9 @@ def markdown_best_lr(table: pd.DataFrame, activations: Sequence[str], others: Se
 
 def write_best_lr(
     jobs: pd.DataFrame, axes: Sequence[str], spec: TableSpec, selection: str, out: Path
-) -> tuple[str, str, str | None]:
-    """Write table1_best_lr.{csv,md,tex} and val_vs_lr.png into ``out``; returns (note, Markdown table,
-    why the figure was not drawn or None)."""
+) -> tuple[str, str, Callable[[Path], str | None]]:
+    """Write table1_best_lr.{csv,md,tex} into ``out``; returns (note, Markdown table, what draws
+    ``FIGURE`` at a path: it returns why the figure was not drawn, or None)."""
     from pipeline.report import figures
 
     others, cells = other_axes(axes), lr_cells(jobs, axes, spec)
@@ -123,5 +125,4 @@ def write_best_lr(
     (out / f"{STEM}.tex").write_text(
         latex_table(table, activations, others, caption, spec, cell=lambda row, a: _best_cell(row, a, spec))
     )
-    not_drawn = figures.plot_validation_vs_lr(cells, activations, f"final validation {metric}", out / "val_vs_lr.png")
-    return note, md, not_drawn
+    return note, md, functools.partial(figures.plot_validation_vs_lr, cells, activations, f"final validation {metric}")

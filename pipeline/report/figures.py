@@ -36,13 +36,25 @@ def _ticker():
     return matplotlib.ticker
 
 
-def plot_loss_curves(
-    client: MlflowClient, frame: pd.DataFrame, run_ids: Sequence[str], activations: Sequence[str], path: Path
-) -> str | None:
-    """One panel per activation, one colour per width: train (solid) and validation (dashed), mean over seeds."""
+LossHistories = tuple[dict[str, list[float]], dict[str, list[float]]]
+
+
+def loss_histories(client: MlflowClient, frame: pd.DataFrame, run_ids: Sequence[str]) -> LossHistories:
+    """The finished runs' per-epoch train and validation losses ({run id: [loss per epoch]}), for
+    ``plot_loss_curves``: read from the store here, so that the figure can be drawn anywhere."""
     finished = frame.assign(run_id=run_ids)[frame["status"] == "FINISHED"]
     ids = list(finished["run_id"])
     train, val = (compat.metric_histories(client, ids, metric) for metric in (TRAIN_LOSS, VAL_LOSS))
+    return train, val
+
+
+def plot_loss_curves(
+    histories: LossHistories, frame: pd.DataFrame, run_ids: Sequence[str], activations: Sequence[str], path: Path
+) -> str | None:
+    """One panel per activation, one colour per width: train (solid) and validation (dashed), mean over
+    seeds; ``histories``: ``loss_histories`` of the same runs."""
+    finished = frame.assign(run_id=run_ids)[frame["status"] == "FINISHED"]
+    train, val = histories
     if not any(train.values()):
         return "no finished run has a loss curve"
     fig, axes = pyplot().subplots(
@@ -154,9 +166,9 @@ def save_figure(fig: Figure, path: Path) -> None:
     pyplot().close(fig)
 
 
-def plot_best_confusion_matrix(client: MlflowClient, jobs: pd.DataFrame, path: Path) -> str | None:
-    """The test confusion matrix of the run with the best validation score (as the registry chooses),
-    from the CSV every classification run keeps."""
+def best_confusion_matrix(client: MlflowClient, jobs: pd.DataFrame) -> tuple[np.ndarray, str] | str:
+    """(the test confusion matrix of the run with the best validation score, as the registry chooses
+    it, from the CSV every classification run keeps; its title), or why there is none."""
     try:
         best, metric = model_registry.best_job(jobs)
     except InputError:
@@ -167,5 +179,12 @@ def plot_best_confusion_matrix(client: MlflowClient, jobs: pd.DataFrame, path: P
         except Exception:  # MLflow raises its own error types per artifact store for a missing file
             return f"the best run ({best.run_name}) has no {layout.ARTIFACT_CONFUSION_CSV}"
         matrix = pd.read_csv(csv, index_col=0).to_numpy()
-    save_figure(artifacts.draw_confusion_matrix(matrix, f"{best.run_name}, best {metric}: test set"), path)
+    return matrix, f"{best.run_name}, best {metric}: test set"
+
+
+def plot_confusion_matrix(best: tuple[np.ndarray, str] | str, path: Path) -> str | None:
+    """``best_confusion_matrix``'s matrix, or its reason for none."""
+    if isinstance(best, str):
+        return best
+    save_figure(artifacts.draw_confusion_matrix(*best), path)
     return None
