@@ -23,7 +23,6 @@ from pipeline.runtime.termination import termination
 from pipeline.sweep import preflight, search
 from pipeline.sweep.progress import SweepProgress
 from pipeline.tracking import layout, reaper, runs, store
-from pipeline.tracking.artifacts import pyplot
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -45,9 +44,12 @@ def _after_the_runs(step, what_failed, again):
 
 
 def _import_matplotlib():
-    """Matplotlib for the report; one that cannot be imported is the report's one line, after the runs."""
+    """Matplotlib for the report, imported and warmed up (``figures.warm_up``); one that cannot be
+    imported is the report's one line, after the runs."""
     with contextlib.suppress(Exception):
-        pyplot()
+        from pipeline.report import figures
+
+        figures.warm_up()
 
 
 class SweepTracking(Callback):
@@ -58,11 +60,12 @@ class SweepTracking(Callback):
         self.parent_open = False  # until the parent run has ended: a signal or exit ends it KILLED
         self.progress = None
         self.store = None  # the tracking store's handle (tracking.store.Store), opened in pre-flight
+        self.matplotlib = None  # the thread that makes the report's Matplotlib ready
 
     def __getstate__(self):
         # Launchers pickle Hydra's context, callbacks included, for each job: the monitor and the
         # store's client stay here (a job opens its own store from its config).
-        return {**self.__dict__, "progress": None, "store": None}
+        return {**self.__dict__, "progress": None, "store": None, "matplotlib": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra turns a callback's exceptions into warnings: every failure here must stop the sweep.
@@ -101,9 +104,12 @@ class SweepTracking(Callback):
             logging.getLogger("hydra_plugins").setLevel(logging.WARNING)
         self.progress = SweepProgress(self.store, self.parent_run_id, planned, bar=bar).start()
         if config.report.after_sweep:
-            # The report's Matplotlib (0.35 s of CPU), imported while the workers start, not after the
-            # last job. Not a daemon: the command's exit waits for it rather than cut an import short.
-            threading.Thread(target=_import_matplotlib, name="fnn-sweep-matplotlib").start()
+            # The report's Matplotlib (0.35 s of CPU to import, 0.3-0.5 s more for a first figure), made
+            # ready while the workers start, not after the last job. Not a daemon: the command's exit
+            # waits for it rather than cut an import short; the report waits for it too (pyplot is
+            # not thread-safe).
+            self.matplotlib = threading.Thread(target=_import_matplotlib, name="fnn-sweep-matplotlib")
+            self.matplotlib.start()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         termination.check()  # a signal while the jobs ran: the entry point ends the parent KILLED, not FINISHED
@@ -172,6 +178,8 @@ class SweepTracking(Callback):
 
         def report():
             start = time.perf_counter()
+            if self.matplotlib is not None:
+                self.matplotlib.join()
             out_dir = write_report(self.store, self.experiment_name, self.sweep_id, config.report.out_dir, jobs)
             runs.log_report_time(self.store, self.parent_run_id, time.perf_counter() - start)
             return out_dir
