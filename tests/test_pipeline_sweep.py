@@ -5,11 +5,13 @@ import json
 import os
 import pty
 import re
+import shutil
 import sqlite3
 import struct
 import subprocess
 import sys
 import termios
+from contextlib import closing
 
 import mlflow
 import numpy as np
@@ -18,6 +20,7 @@ import pytest
 from mlflow import MlflowClient
 
 from helpers import FAST, REPO, jobs_of, mlflow_runs, run_pipeline
+from pipeline.tracking import sqlite_wal
 
 pytestmark = pytest.mark.slow  # real `python -m pipeline` subprocesses
 EPOCH_METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s"]
@@ -57,6 +60,16 @@ def test_default_grid_sweep(home, mnist_dir, tmp_path):
         indexes = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     connection.close()
     assert "fnn_sweep_tag_values" in indexes
+    db = tmp_path / "store" / "mlflow.db"
+    if sqlite_wal.filesystem_type(db) in sqlite_wal.LOCAL_FILESYSTEMS:
+        # Write-ahead log, folded into the file when the command ended: the file alone, copied, holds
+        # every run and every epoch point.
+        (tmp_path / "copy").mkdir()
+        shutil.copyfile(db, tmp_path / "copy" / "mlflow.db")
+        with closing(sqlite3.connect(tmp_path / "copy" / "mlflow.db")) as copy:
+            assert copy.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert copy.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall() == [("FINISHED", 13)]
+            assert copy.execute("SELECT count(*) FROM metrics WHERE key = 'val_accuracy'").fetchone() == (24,)
 
     client = MlflowClient(uri)
     for run_id in jobs["run_id"]:

@@ -1,5 +1,6 @@
 """The tracking store: its URI, the experiment, and how a user browses it."""
 
+import atexit
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pipeline.credentials import connect_uri, redact
 from pipeline.errors import InputError
 from pipeline.runtime import compat
-from pipeline.tracking import store_template
+from pipeline.tracking import sqlite_wal, store_template
 
 
 class StoreError(InputError):
@@ -79,9 +80,20 @@ def open_store(tracking_uri: str) -> Store:
     """
     uri = absolute_tracking_uri(tracking_uri)
     if uri not in _open_stores:
+        if not _open_stores:
+            atexit.register(fold_write_ahead_logs)
         _open_stores[uri] = Store(uri)
     mlflow.set_tracking_uri(uri)
     return _open_stores[uri]
+
+
+def fold_write_ahead_logs() -> None:
+    """At the command's exit: the write-ahead log of each SQLite store it opened folded into the
+    database file (``sqlite_wal.checkpoint``), so that the file alone holds every run."""
+    for uri in list(_open_stores):
+        path = sqlite_path(uri)
+        if path is not None:
+            sqlite_wal.checkpoint(path)
 
 
 def use_store(mlflow_cfg: Any) -> str:
@@ -93,7 +105,8 @@ def prepare_experiment(mlflow_cfg: Any) -> str:
     """Create (or upgrade) the store and the experiment if needed; return the experiment id.
 
     Processes creating one SQLite file at once can corrupt it, so for SQLite
-    this holds a lock file beside the database while it works.
+    this holds a lock file beside the database while it works. A SQLite file on this machine's
+    disk is put in write-ahead-log mode (``sqlite_wal``).
 
     Raises
     ------
@@ -113,6 +126,7 @@ def prepare_experiment(mlflow_cfg: Any) -> str:
             try:
                 experiment_id = _experiment(uri, mlflow_cfg)  # made or upgraded the store if it had to
                 compat.index_tag_values(path)
+                sqlite_wal.use_write_ahead_log(path)
                 return experiment_id
             except BaseException:
                 if new:  # a store made only for an experiment that could not be made: leave nothing
