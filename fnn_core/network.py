@@ -6,7 +6,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
 
 import numpy as np
 
@@ -365,21 +365,42 @@ class FNN:
         """Labels of shape (n_samples,) for classification; values for regression."""
         return self._output.decide(self.predict_proba(X))
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        """Mean loss and, for classification, accuracy (a fraction); for regression mse and rmse."""
-        X, y = self._check_Xy(X, y)
-        return self._evaluate_checked(X, y)
+    @overload
+    def evaluate(
+        self, X: np.ndarray, y: np.ndarray, return_predictions: Literal[False] = False
+    ) -> dict[str, float]: ...
+    @overload
+    def evaluate(
+        self, X: np.ndarray, y: np.ndarray, return_predictions: Literal[True]
+    ) -> tuple[dict[str, float], np.ndarray]: ...
+    def evaluate(
+        self, X: np.ndarray, y: np.ndarray, return_predictions: bool = False
+    ) -> dict[str, float] | tuple[dict[str, float], np.ndarray]:
+        """Mean loss and, for classification, accuracy (a fraction); for regression mse and rmse.
 
-    def _evaluate_checked(self, X, y):
+        With ``return_predictions``: (those metrics, ``predict(X)``), from one forward pass over X.
+        """
+        X, y = self._check_Xy(X, y)
+        return self._evaluate_checked(X, y, return_predictions)
+
+    def _evaluate_checked(self, X, y, return_predictions=False):
         total_loss, correct = 0.0, 0
+        outputs = np.empty((len(X), self.n_outputs), self.dtype) if return_predictions else None
         for rows, z in self._output_preactivations(X):
+            if outputs is not None:
+                outputs[rows] = z  # before the loss, which may overwrite z
             if self._output.n_correct is not None:
                 correct += self._output.n_correct(z, y[rows])
             total_loss += self._output.loss(z, y[rows]) * (rows.stop - rows.start)
         loss = total_loss / len(X)
         if self._output.n_correct is None:
-            return {"loss": loss, "mse": loss, "rmse": math.sqrt(loss)}
-        return {"loss": loss, "accuracy": correct / len(X)}
+            metrics = {"loss": loss, "mse": loss, "rmse": math.sqrt(loss)}
+        else:
+            metrics = {"loss": loss, "accuracy": correct / len(X)}
+        if outputs is None:
+            return metrics
+        self._output.activate(outputs)  # row by row, as predict_proba does chunk by chunk
+        return metrics, self._output.decide(outputs)
 
     # ---- persistence ----
 

@@ -9,6 +9,7 @@ from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
 
 from fnn_core import ACTIVATIONS, FNN, SGD, Adam
+from fnn_core.network import PREDICT_CHUNK
 
 
 def test_learns_mnist_digits(mnist_arrays):
@@ -156,6 +157,23 @@ def test_activations_finite_and_silent_on_extreme_values(name, dtype):
     assert np.isfinite(delta).all() and not np.isnan(a).any()
     if name == "sigmoid":
         assert a[0, 0] == 0.0 and a[0, -1] == 1.0 and a[0, 3] == 0.5
+
+
+@pytest.mark.parametrize("output, n_outputs", [("softmax", 10), ("sigmoid", 1), ("identity", 3)])
+def test_evaluate_returns_the_predictions_of_predict_from_the_same_pass(mnist_arrays, output, n_outputs):
+    """Over more rows than one forward chunk: the metrics of ``evaluate`` and the labels (or values) of
+    ``predict``, exactly."""
+    X_train, y_train, X_test, y_test = mnist_arrays
+    X, y = np.concatenate([X_train, X_test]), np.concatenate([y_train, y_test])
+    assert len(X) > PREDICT_CHUNK
+    targets = {"softmax": y, "sigmoid": y % 2, "identity": np.eye(3)[y % 3]}[output]
+    net = FNN(784, [32], n_outputs, activation="tanh", output=output, seed=0)
+    net.fit(X, targets, epochs=1, batch_size=128, optimizer=SGD(lr=0.05))
+    metrics, predicted = net.evaluate(X, targets, return_predictions=True)
+    assert metrics == net.evaluate(X, targets)
+    assert predicted.dtype == net.predict(X).dtype and np.array_equal(predicted, net.predict(X))
+    if output != "identity":
+        assert 0.5 < (predicted == targets).mean() == pytest.approx(metrics["accuracy"])
 
 
 def test_saturated_network_predicts_without_warnings():

@@ -95,13 +95,13 @@ def train_and_log(prepared: Prepared, job: JobContext) -> float:
     if pruned_after is not None:
         history.stop_reason = f"pruned by the {job.pruner} pruner after epoch {pruned_after}"
         runs.log_pruned(pruned_after)
-    test = net.evaluate(data.X_test, data.y_test)
+    test, predicted = net.evaluate(data.X_test, data.y_test, return_predictions=True)
     start = time.perf_counter()
     figures = settings.mlflow.log_figures  # off by default: the UI plots the curves, the report the matrix
     if figures:
         artifacts.log_loss_curve(history, label.strip("[]"))
     if data.task == "multiclass" and data.n_classes:
-        artifacts.log_confusion_matrix(data.y_test, net.predict(data.X_test), data.n_classes, figure=figures)
+        artifacts.log_confusion_matrix(data.y_test, predicted, data.n_classes, figure=figures)
     phases["artifacts"] = time.perf_counter() - start
     model_id = None
     if settings.mlflow.log_model:
