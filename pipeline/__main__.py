@@ -28,14 +28,16 @@ register_configs()
 
 
 def register_sweeper() -> None:
-    """Make ``hydra/sweeper=grid`` and ``=optuna`` known to Hydra, whatever the install (see
-    pipeline/sweep/hydra_plugin)."""
+    """Make ``hydra/sweeper=grid`` and ``=optuna``, and ``hydra/launcher=parallel``'s launcher, known to
+    Hydra, whatever the install (see pipeline/sweep/hydra_plugin)."""
     from hydra.core.plugins import Plugins
     from hydra_plugins.fnn_sweep.grid_sweeper import GridSweeper
     from hydra_plugins.fnn_sweep.optuna_sweeper import OptunaSweeper
+    from hydra_plugins.fnn_sweep.parallel_launcher import ParallelLauncher
 
     Plugins.instance().register(GridSweeper)
     Plugins.instance().register(OptunaSweeper)
+    Plugins.instance().register(ParallelLauncher)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://pipeline.conf", config_name="config")

@@ -16,6 +16,7 @@ signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 import alembic.command  # noqa: E402, F401  (MLflow's SQL store checks its schema version)
 import git  # noqa: E402, F401  (MLflow's source tags)
+import hydra_plugins.fnn_sweep.parallel_launcher  # noqa: E402, F401  (each job's function)
 import mlflow.models.display_utils  # noqa: E402, F401  (model logging)
 import mlflow.pyfunc  # noqa: E402, F401
 import mlflow.pyfunc.scoring_server  # noqa: E402, F401
