@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from helpers import FAST, jobs_of, mlflow_runs, run_pipeline, start_pipeline, stop
+from helpers import FAST, jobs_of, mlflow_runs, new_sqlite_store, run_pipeline, start_pipeline, stop
 from pipeline.errors import InputError
 from pipeline.sweep.grid import job_overrides, sweep_axes
 from pipeline.sweep.halving import Cell, CellHalving, rank
@@ -250,7 +250,7 @@ def test_progress_counts_the_runs_paused_at_a_rung_until_they_end(tmp_path):
     from pipeline.tracking import runs as tracked
     from pipeline.tracking import store
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_sqlite_store(tmp_path / "mlflow.db")
     client = mlflow.MlflowClient(uri)
     experiment_id = client.create_experiment("fnn-sweep")
     tracking = store.open_store(uri)

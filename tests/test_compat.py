@@ -11,7 +11,7 @@ from importlib.metadata import version
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, new_sqlite_store
 from pipeline.runtime import compat
 
 
@@ -94,7 +94,7 @@ def test_the_tag_index_serves_mlflows_tag_filters(tmp_path):
     from sqlalchemy.engine import Engine
 
     db = tmp_path / "store.db"
-    compat.make_empty_sqlite_store(db, tmp_path / "artifacts")
+    new_sqlite_store(db)  # what make_empty_sqlite_store makes, copied
     compat.index_tag_values(db)
     compat.index_tag_values(db)  # again: a no-op
     client = MlflowClient(f"sqlite:///{db}")
@@ -130,7 +130,7 @@ def test_metric_histories_read_in_bulk_equal_mlflows_run_by_run(tmp_path, monkey
     from mlflow.entities import Metric
 
     db = tmp_path / "store.db"
-    compat.make_empty_sqlite_store(db, tmp_path / "artifacts")
+    new_sqlite_store(db)  # what make_empty_sqlite_store makes, copied
     client = MlflowClient(f"sqlite:///{db}")
     experiment_id = client.create_experiment("x", artifact_location=str(tmp_path / "artifacts"))
     run_ids = [client.create_run(experiment_id).info.run_id for _ in range(4)]
@@ -186,7 +186,7 @@ def test_a_new_run_is_made_active_as_start_run_makes_it(tmp_path, monkeypatch):
         "mlflow", "fluent._active_run_stack"
     )
     db = tmp_path / "store.db"
-    compat.make_empty_sqlite_store(db, tmp_path / "artifacts")
+    new_sqlite_store(db)  # what make_empty_sqlite_store makes, copied
     mlflow.set_tracking_uri(f"sqlite:///{db}")
     client = mlflow.MlflowClient()
     experiment_id = client.create_experiment("x", artifact_location=str(tmp_path / "artifacts"))
@@ -220,7 +220,7 @@ def test_a_runs_first_artifact_goes_where_it_was_created_without_reading_it_back
         "mlflow", "_tracking_service.utils._artifact_repos_cache"
     )
     db = tmp_path / "store.db"
-    compat.make_empty_sqlite_store(db, tmp_path / "artifacts")
+    new_sqlite_store(db)  # what make_empty_sqlite_store makes, copied
     uri = f"sqlite:///{db}"
     client = mlflow.MlflowClient(uri)
     experiment_id = client.create_experiment("x", artifact_location=str(tmp_path / "artifacts"))

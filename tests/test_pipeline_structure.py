@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from mlflow import MlflowClient
 
-from helpers import REPO
+from helpers import REPO, new_sqlite_store
 from pipeline.config import ConfigError, register_configs
 from pipeline.data import DataError
 from pipeline.runtime import failure, lifecycle
@@ -114,7 +114,7 @@ def test_private_apis_of_dependencies_are_used_only_in_compat():
 
 
 def test_read_runs_gives_a_typed_tidy_frame(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_sqlite_store(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     experiment = client.create_experiment("e")
     parent = client.create_run(experiment, tags={layout.TAG_ROLE: layout.ROLE_SWEEP, layout.TAG_SWEEP_ID: "s1"})

@@ -6,12 +6,13 @@ import time
 
 import mlflow
 
+from helpers import new_sqlite_store
 from pipeline.sweep.progress import SweepProgress
 from pipeline.tracking import layout, runs, store
 
 
 def _sweep(tmp_path, planned):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_sqlite_store(tmp_path / "mlflow.db")
     client = mlflow.MlflowClient(uri)
     experiment_id = client.create_experiment("fnn-sweep")
     tracking = store.open_store(uri)

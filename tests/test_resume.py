@@ -11,7 +11,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from helpers import FAST, jobs_of, mlflow_runs, run_pipeline, start_pipeline, store_uri
+from helpers import FAST, jobs_of, mlflow_runs, new_sqlite_store, run_pipeline, start_pipeline, store_uri
 from pipeline.tracking import layout, reaper
 from pipeline.tracking.store import open_store
 
@@ -100,7 +100,7 @@ def test_reap_command_ends_a_killed_single_run(home):
 
 
 def test_runs_of_other_hosts_are_reaped_only_when_their_heartbeat_is_stale(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_sqlite_store(tmp_path / "mlflow.db")
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     experiment = client.create_experiment("e")
@@ -148,7 +148,7 @@ def test_a_run_that_ended_after_the_reaper_read_it_is_left_as_it_ended(tmp_path,
     import subprocess
     import sys
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_sqlite_store(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     experiment = client.create_experiment("e")
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
