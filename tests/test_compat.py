@@ -63,6 +63,7 @@ def test_mlflow_private_helpers_exist():
     compat.warm_mlflow_requirements_map()
     compat.warm_mlflow_sql_store()
     assert compat.dataset_context_tag() == compat.DATASET_CONTEXT_TAG, moved("mlflow", "MLFLOW_DATASET_CONTEXT")
+    assert compat.close_idle_sql_connections("/no/such/store.db"), moved("mlflow", "SqlAlchemyStore._engine_map")
 
 
 def test_mlflow_adds_its_source_tags_and_finds_the_git_commit():

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from helpers import FAST, REPO, jobs_of, mlflow_runs, run_pipeline
+from helpers import FAST, REPO, jobs_of, mlflow_runs, query_without_write_access, run_pipeline
 from pipeline.tracking import sqlite_wal
 
 pytestmark = pytest.mark.slow  # real `python -m pipeline` subprocesses
@@ -62,14 +62,16 @@ def test_default_grid_sweep(home, mnist_dir, tmp_path):
     assert "fnn_sweep_tag_values" in indexes
     db = tmp_path / "store" / "mlflow.db"
     if sqlite_wal.filesystem_type(db) in sqlite_wal.LOCAL_FILESYSTEMS:
-        # Write-ahead log, folded into the file when the command ended: the file alone, copied, holds
-        # every run and every epoch point.
+        # Write-ahead log while the sweep ran, folded into the file and the file back in its rollback
+        # journal when the command ended: the file alone, copied, holds every run and every epoch
+        # point, and opens for a reader that cannot write beside it.
         (tmp_path / "copy").mkdir()
         shutil.copyfile(db, tmp_path / "copy" / "mlflow.db")
         with closing(sqlite3.connect(tmp_path / "copy" / "mlflow.db")) as copy:
-            assert copy.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
             assert copy.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall() == [("FINISHED", 13)]
             assert copy.execute("SELECT count(*) FROM metrics WHERE key = 'val_accuracy'").fetchone() == (24,)
+        assert query_without_write_access(db, "SELECT count(*) FROM runs") == [(13,)]
 
     client = MlflowClient(uri)
     for run_id in jobs["run_id"]:

@@ -1,4 +1,5 @@
-"""A SQLite store on this machine's disk is in write-ahead-log mode, folded into its file at the end."""
+"""A SQLite store on this machine's disk is in write-ahead-log mode while a command uses it, folded into
+its file and back in its rollback journal at the end."""
 
 import contextlib
 import shutil
@@ -10,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from helpers import new_sqlite_store, query_without_write_access
 from pipeline.tracking import sqlite_wal, store
 
 
@@ -79,8 +81,10 @@ os._exit(0)  # as a worker ends: its connection never closed
 """
 
 
-def test_the_log_of_a_process_that_never_closed_is_folded_into_the_file(local_tmp):
-    """A copy of the database file alone holds every committed row once ``checkpoint`` ran."""
+def test_at_the_end_the_log_is_folded_and_the_file_is_an_ordinary_database_again(local_tmp):
+    """After ``end_write_ahead_log`` a copy of the database file alone holds every committed row, even
+    those of a process that never closed its connection, and a reader that cannot write beside the
+    file can open it (a WAL file it could not: its readers must create ``<db>-shm``)."""
     db = local_tmp / "mlflow.db"
     sqlite3.connect(db).close()
     assert sqlite_wal.use_write_ahead_log(db)
@@ -91,9 +95,53 @@ def test_the_log_of_a_process_that_never_closed_is_folded_into_the_file(local_tm
     shutil.copyfile(db, copy)
     with contextlib.closing(sqlite3.connect(copy)) as connection:
         assert connection.execute("SELECT name FROM sqlite_master").fetchall() == []
+    assert query_without_write_access(db, "SELECT count(*) FROM runs").startswith("error: ")
 
-    sqlite_wal.checkpoint(db)
-    assert not wal.exists() or wal.stat().st_size == 0  # its connection was the last one: no log left
+    assert sqlite_wal.end_write_ahead_log(db) == "delete" and journal_mode(db) == "delete"
+    assert not wal.exists() or wal.stat().st_size == 0
     shutil.copyfile(db, copy)
     with contextlib.closing(sqlite3.connect(copy)) as connection:
         assert connection.execute("SELECT count(*) FROM runs").fetchone() == (500,)
+    assert query_without_write_access(db, "SELECT count(*) FROM runs") == [(500,)]
+    assert sqlite_wal.use_write_ahead_log(db)  # the next command's switch
+
+
+def test_while_another_process_has_the_file_open_it_is_folded_and_stays_in_wal_mode(local_tmp):
+    """`mlflow ui` or a second sweep holding the file: no wait for it, the log folded all the same;
+    the last command to end alone puts the file back."""
+    db = local_tmp / "mlflow.db"
+    sqlite3.connect(db).close()
+    assert sqlite_wal.use_write_ahead_log(db)
+    with contextlib.closing(sqlite3.connect(db)) as other:
+        other.execute("CREATE TABLE runs (id INTEGER)")
+        other.executemany("INSERT INTO runs VALUES (?)", [(i,) for i in range(50)])
+        other.commit()
+        start = time.monotonic()
+        assert sqlite_wal.end_write_ahead_log(db) == "wal"
+        assert time.monotonic() - start < 0.5
+        assert db.with_name("mlflow.db-wal").stat().st_size == 0  # folded
+        copy = local_tmp / "copy.db"
+        shutil.copyfile(db, copy)
+        with contextlib.closing(sqlite3.connect(copy)) as connection:
+            assert connection.execute("SELECT count(*) FROM runs").fetchone() == (50,)
+    assert sqlite_wal.end_write_ahead_log(db) == "delete"
+
+
+def test_this_processs_own_mlflow_connections_are_closed_before_the_switch(local_tmp, monkeypatch):
+    """MLflow keeps its connections pooled, which would keep every command's store in WAL mode: the
+    store closes them (``compat.close_idle_sql_connections``) and MLflow reopens them when used again."""
+    import mlflow
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(local_tmp / "cache"))
+    db = local_tmp / "mlflow.db"
+    uri = new_sqlite_store(db)
+    assert sqlite_wal.use_write_ahead_log(db)
+    client = mlflow.MlflowClient(uri)
+    experiment_id = client.create_experiment("x", artifact_location=str(local_tmp / "artifacts"))
+    client.create_run(experiment_id)
+    client.create_registered_model("best")  # the model registry's own engine
+    assert sqlite_wal.end_write_ahead_log(db) == "wal"  # MLflow's pooled connections hold it
+    store.open_store(uri)  # as a command's store: folded at its exit
+    store.fold_write_ahead_logs()
+    assert journal_mode(db) == "delete"
+    assert len(client.search_runs([experiment_id])) == 1  # MLflow reconnects

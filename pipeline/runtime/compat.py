@@ -28,6 +28,8 @@ a run's first artifact without  ``mlflow.tracking._tracking_service.utils``  MLf
 reading the run back            ``._artifact_repos_cache``                   back to find its artifact URI
 a worker's jobs share Hydra's   ``hydra.core.singleton.Singleton``           every job scans Hydra's plugin
 plugin registry                 ``._instances`` (its ``set_state`` wrapped)   modules again (17 ms a job)
+a store's file back in its      ``SqlAlchemyStore._engine_map`` of MLflow's   the file stays in WAL mode
+journal at a command's end      tracking and model registry stores           until a later command's end
 ==============================  ===========================================  ==============================
 
 ``tests/test_compat.py`` checks each one against the installed versions and fails naming the
@@ -249,6 +251,25 @@ def index_tag_values(db_path: str | os.PathLike) -> None:
         if "tags" in tables:
             connection.execute(f"CREATE INDEX IF NOT EXISTS {TAG_VALUES_INDEX} ON tags (key, value)")
     connection.close()
+
+
+def close_idle_sql_connections(db_path: str | os.PathLike) -> bool:
+    """Close the connections to the SQLite file ``db_path`` that MLflow's SQL stores (tracking, model
+    registry) keep idle in their pools in this process; they reopen at the next use. False where
+    MLflow keeps its engines elsewhere: they then stay open until the process ends."""
+    try:
+        from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+
+        engines = [*TrackingStore._engine_map.values(), *RegistryStore._engine_map.values()]
+    except (ImportError, AttributeError):
+        return False
+    target = os.path.realpath(db_path)
+    for engine in engines:
+        database = getattr(getattr(engine, "url", None), "database", None)
+        if engine.dialect.name == "sqlite" and database and os.path.realpath(database) == target:
+            engine.dispose()
+    return True
 
 
 def make_empty_sqlite_store(db_path: str | os.PathLike, artifact_root: str | os.PathLike) -> None:

@@ -1,4 +1,5 @@
-"""A SQLite store in write-ahead-log mode, where that is safe: a file on this machine's own disk.
+"""A SQLite store in write-ahead-log mode while a command uses it, where that is safe: a file on this
+machine's own disk.
 
 In SQLite's default (rollback journal) mode every commit writes and syncs a journal and the database,
 and a writer locks out every reader: a sweep's workers and its progress poller wait on one another
@@ -7,9 +8,13 @@ log (synced once, so a committed run is as durable as before) and readers never 
 Measured (2 cores, 96-job study of small models): 0.045 s a job less, most of it in the run's
 writes and epoch metrics.
 
-The mode is kept in the file, so `mlflow ui` and every later process use it too. SQLite's WAL needs
-every process that opens the file on one host (its index is shared memory): on a network filesystem
-(NFS, Lustre, GPFS, CIFS, ...), where a cluster's nodes share a store, the file keeps its journal.
+The mode is kept in the file, and a WAL file can be read only by a process that can write beside
+it (its readers share an index file, ``<db>-shm``): a colleague without write access to the store's
+directory, or a read-only copy, could not open it at all. So at a command's end the file goes back
+to the rollback journal (``end_write_ahead_log``), unless another process still has it open (`mlflow
+ui`, a second sweep): then the last command to end alone puts it back. SQLite's WAL also needs every
+process that opens the file on one host (the index is shared memory): on a network filesystem (NFS,
+Lustre, GPFS, CIFS, ...), where a cluster's nodes share a store, the file keeps its journal.
 """
 
 from __future__ import annotations
@@ -70,21 +75,32 @@ def use_write_ahead_log(db_path: Path, mountinfo: str | None = None) -> bool:
     return str(mode).lower() == "wal"
 
 
-def checkpoint(db_path: Path) -> None:
-    """Fold the WAL into the database file and empty it, if ``db_path`` is in WAL mode; a store busy
-    with another command's writes is left to SQLite's own checkpoints.
+def end_write_ahead_log(db_path: Path) -> str | None:
+    """At a command's end: fold the WAL into the database file and put the file back in SQLite's
+    default (rollback journal) mode, so that the file alone holds every run and any reader can open
+    it. While another process has the file open, only the fold: the file stays in WAL mode.
 
     SQLite folds the log into the file by itself every 1,000 pages and when the last connection
     closes, but a command's processes end without closing theirs: without this, the runs of its last
     few megabytes of writes would be in ``<db>-wal`` only, and a copy of the database file alone
-    would lack them.
+    would lack them. This process's own idle connections must be closed first
+    (``compat.close_idle_sql_connections``). Returns the file's journal mode afterwards (None: not read).
     """
     if not db_path.is_file():
-        return
+        return None
     try:
         with contextlib.closing(sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_S)) as connection:
             (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
-            if str(mode).lower() == "wal":
-                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if str(mode).lower() != "wal":
+                return str(mode).lower()
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # Leaving WAL needs the file alone: another process's connection is not waited for.
+            connection.execute("PRAGMA busy_timeout = 0")
+            try:
+                (mode,) = connection.execute("PRAGMA journal_mode=DELETE").fetchone()
+            except sqlite3.OperationalError as exc:  # "database is locked": open elsewhere
+                log.debug(f"{db_path} stays in WAL mode while another process has it open: {exc}")
+            return str(mode).lower()
     except sqlite3.Error as exc:
         log.debug(f"{db_path}: write-ahead log not folded in now: {exc}")
+        return None

@@ -88,12 +88,14 @@ def open_store(tracking_uri: str) -> Store:
 
 
 def fold_write_ahead_logs() -> None:
-    """At the command's exit: the write-ahead log of each SQLite store it opened folded into the
-    database file (``sqlite_wal.checkpoint``), so that the file alone holds every run."""
+    """At the command's exit: each SQLite store it opened back in its rollback journal, the write-ahead
+    log folded into the file (``sqlite_wal.end_write_ahead_log``), so that the file alone holds every
+    run and opens anywhere. MLflow's idle connections of this process are closed first."""
     for uri in list(_open_stores):
         path = sqlite_path(uri)
         if path is not None:
-            sqlite_wal.checkpoint(path)
+            compat.close_idle_sql_connections(path)
+            sqlite_wal.end_write_ahead_log(path)
 
 
 def use_store(mlflow_cfg: Any) -> str:

@@ -50,6 +50,42 @@ def new_sqlite_store(path):
     return f"sqlite:///{path}"
 
 
+def query_without_write_access(db, sql):
+    """Run ``sql`` on a copy of the SQLite file ``db``, in a process that cannot write beside it (a
+    colleague reading a shared store, a read-only mount): its rows, or ``"error: ..."``."""
+    import shutil
+    import stat
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="fnn-sweep-readonly-", dir="/tmp"))
+    try:
+        shutil.copyfile(db, directory / "mlflow.db")
+        (directory / "mlflow.db").chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        directory.chmod(0o555)  # nobody may create a file here, the owner included
+        command = [sys.executable, "-c", QUERY, str(directory / "mlflow.db"), sql]
+        if os.geteuid() == 0:  # root writes anywhere: read as nobody instead, with the system's Python
+            if shutil.which("setpriv") is None or not os.access("/usr/bin/python3", os.X_OK):
+                import pytest
+
+                pytest.skip("running as root without setpriv (util-linux) or /usr/bin/python3 to read as nobody")
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", *command[1:]]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return eval(done.stdout)  # noqa: S307  (our own repr of rows or a string)
+    finally:
+        directory.chmod(0o755)
+        shutil.rmtree(directory)
+
+
+QUERY = """
+import sqlite3, sys
+try:
+    print(repr(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchall()))
+except sqlite3.Error as exc:
+    print(repr(f"error: {exc}"))
+"""
+
+
 def mlflow_runs(home_or_uri, experiment="fnn-sweep"):
     """All runs of the experiment, raw ``mlflow.search_runs`` columns (the store as MLflow shows it)."""
     import mlflow
