@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -168,7 +169,13 @@ def test_mlflow_models_serve_answers_invocations_like_the_loaded_model(sweep, tm
             "-p",
             str(port),
         ],
-        env={**os.environ, "MLFLOW_TRACKING_URI": store_uri(home)},
+        # MLflow runs `exec uvicorn` from PATH: the venv's, as README's activated shell has it, also when
+        # the tests run as .venv/bin/python without activating it.
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": store_uri(home),
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        },
         stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "serve.log", "w"),
         start_new_session=True,

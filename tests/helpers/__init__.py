@@ -123,11 +123,11 @@ def wait_for_http(url, process, seconds=90):
             time.sleep(0.5)
 
 
-def stop(process, seconds=30):
-    """SIGTERM a process group started with start_new_session=True, then SIGKILL if it lingers."""
+def stop(process, seconds=30, signum=signal.SIGTERM):
+    """``signum`` to a process group started with start_new_session=True, then SIGKILL if it lingers."""
     if process.poll() is not None:
         return
-    os.killpg(process.pid, signal.SIGTERM)
+    os.killpg(process.pid, signum)
     try:
         process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
@@ -236,5 +236,5 @@ def postgres_server():
         )
         yield f"postgresql://fnn@127.0.0.1:{port}/mlflow"
     finally:
-        stop(server)
+        stop(server, signum=signal.SIGINT)  # PostgreSQL's fast shutdown: SIGTERM waits for every client to leave
         shutil.rmtree(directory, ignore_errors=True)
