@@ -16,6 +16,11 @@ class JobsFailed(Exception):
         self.failed, self.total = failed, total
 
 
+class SweepStopped(Exception):
+    """The launcher stopped the sweep before its jobs ended (a job past ``hydra.launcher.timeout``): its
+    unfinished runs end KILLED, the parent FAILED, and the same command resumes it. One line."""
+
+
 class Abort(BaseException):
     """Carries ``error`` past Hydra's own handler (which catches every ``Exception``) to the entry point."""
 

@@ -44,6 +44,13 @@ def test_a_dead_worker_has_its_exception_class():
     assert died is not None and issubclass(died, Exception), moved("joblib", "loky's TerminatedWorkerError")
 
 
+def test_joblib_reckons_pre_dispatch_where_compat_asks_it():
+    assert compat.joblib_dispatch_count("2*n_jobs", 3) == 6
+    assert compat.joblib_dispatch_count("n_jobs - 5", 2) == -3
+    with pytest.raises(ValueError):
+        compat.joblib_dispatch_count("foo", 2)
+
+
 def test_the_fork_servers_pid_is_where_compat_reads_it():
     from multiprocessing import forkserver
 

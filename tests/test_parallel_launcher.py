@@ -55,3 +55,82 @@ def test_jobs_numbers_files_and_runs_are_the_joblib_launchers(tmp_path):
         assert parallel[number][0] == joblib[number][0]
         assert parallel[number][1] == joblib[number][1]
         assert parallel[number][2] == joblib[number][2], number
+
+
+@pytest.mark.parametrize(
+    "launcher, override, message",
+    [
+        ("parallel", "hydra.launcher.pre_dispatch=foo", "hydra.launcher.pre_dispatch=foo is not valid: must be 'all'"),
+        ("parallel", "hydra.launcher.pre_dispatch=n_jobs-5", "hydra.launcher.pre_dispatch=n_jobs-5 is not valid"),
+        ("parallel", "hydra.launcher.pre_dispatch=0", "hydra.launcher.pre_dispatch=0 is not valid"),
+        ("parallel", "hydra.launcher.batch_size=0", "hydra.launcher.batch_size=0 is not valid: batch_size must be"),
+        ("parallel", "hydra.launcher.max_nbytes=xyz", "hydra.launcher.max_nbytes=xyz is not valid: must be a size"),
+        ("parallel", "hydra.launcher.mmap_mode=rw", "hydra.launcher.mmap_mode=rw is not valid: must be one of r+, r"),
+        ("parallel", "hydra.launcher.prefer=nope", "hydra.launcher.prefer=nope is not valid"),
+        ("parallel", "hydra.launcher.require=sharedmem", "hydra.launcher.require=sharedmem is not valid: the jobs run"),
+        ("parallel", "hydra.launcher.timeout=0", "hydra.launcher.timeout=0.0 is not valid: must be a number of sec"),
+        ("joblib", "hydra.launcher.batch_size=-2", "hydra.launcher.batch_size=-2 is not valid"),  # Hydra's, too
+    ],
+)
+def test_a_bad_joblib_setting_is_one_line_before_any_run(launcher, override, message):
+    """Settings joblib itself checks only when it launches (pre_dispatch, timeout) or maps an array
+    (mmap_mode) are checked with the rest in the pre-flight, each naming its key."""
+    from hydra import compose, initialize_config_dir
+
+    from helpers import REPO
+    from pipeline.config import register_configs
+    from pipeline.constraints import ConfigError
+    from pipeline.runtime import workers
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        good = compose("config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+        bad = compose("config", overrides=[f"hydra/launcher={launcher}", override], return_hydra_config=True)
+    workers.check_launcher(good.hydra.launcher)  # the defaults pass
+    with pytest.raises(ConfigError) as raised:
+        workers.check_launcher(bad.hydra.launcher)
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "override", ["hydra.launcher.pre_dispatch=3*n_jobs", "hydra.launcher.pre_dispatch=all", "hydra.launcher.timeout=60"]
+)
+def test_good_joblib_settings_pass_the_check(override):
+    from hydra import compose, initialize_config_dir
+
+    from helpers import REPO
+    from pipeline.config import register_configs
+    from pipeline.runtime import workers
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        config = compose("config", overrides=[override], return_hydra_config=True)
+    workers.check_launcher(config.hydra.launcher)
+    assert workers.joblib_settings(config.hydra.launcher)["backend"] == "loky"
+
+
+@pytest.mark.slow  # a real sweep whose job outlasts joblib's timeout
+def test_a_job_past_the_timeout_ends_the_sweep_in_one_line_and_its_runs_killed(tmp_path):
+    result = run_pipeline(
+        tmp_path,
+        "-m",
+        "dataset=digits",
+        "train.epochs=1000000",
+        "model.activation=relu,tanh,sigmoid",
+        "model.hidden_neurons=8",
+        "hydra.launcher.n_jobs=2",
+        "hydra.launcher.timeout=2",
+        "mlflow.log_model=false",
+        "quiet=true",
+    )
+    line = "a job ran longer than hydra.launcher.timeout=2 s, and joblib stopped the sweep"
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [f"error: {line}; raise the timeout (or null: no limit)"], (
+        result.stderr[-3000:]
+    )
+    runs = mlflow_runs(tmp_path)
+    parent = runs[runs["tags.fnn_sweep.role"] == "sweep"]
+    assert list(parent["status"]) == ["FAILED"] and line in parent["tags.failure_reason"].item()
+    jobs = jobs_of(runs)
+    assert len(jobs) == 2 and set(jobs["status"]) == {"KILLED"}  # the third never started
+    assert "the same command resumes it" in result.stdout

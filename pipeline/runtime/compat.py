@@ -8,6 +8,8 @@ workers fork from our server    loky ``context.set_start_method(force=...)``   l
                                 (joblib's vendored loky)                     (slower start-up, same jobs)
 workers exit before the report  loky ``reusable_executor._executor``          they exit at interpreter exit
 a worker killed from outside    loky ``process_executor.TerminatedWorkerError``  its traceback, exit 1
+a bad ``pre_dispatch`` found    joblib ``_utils.eval_expr``                  found when the sweep launches
+before any run                                                               (joblib's traceback, exit 1)
 the server ends with the        ``multiprocessing.forkserver._forkserver.``  it ends after its imports
 command                         ``_forkserver_pid`` (CPython)
 no 0.2-0.3 s in a first model   ``mlflow.utils.requirements_utils.``         MLflow builds it at the first
@@ -74,6 +76,16 @@ def terminated_worker_error() -> type[BaseException] | None:
     except ImportError:
         return None
     return TerminatedWorkerError
+
+
+def joblib_dispatch_count(pre_dispatch: str, n_jobs: int) -> float | None:
+    """How many tasks joblib dispatches at once for a ``pre_dispatch`` expression ('2*n_jobs'), as it
+    reckons it (``ValueError`` for one it cannot); None if joblib moved its evaluator."""
+    try:
+        from joblib._utils import eval_expr
+    except ImportError:
+        return None
+    return eval_expr(pre_dispatch.replace("n_jobs", str(n_jobs)))
 
 
 # ---- Hydra ----

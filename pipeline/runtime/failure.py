@@ -10,6 +10,8 @@ divergence, or bad input   (or a sweep's job found bad input)   tag, traceback i
 found inside a sweep job)                                       and ``job.log`` artifact; the
                                                                 sweep goes on
 SIGTERM / Ctrl-C           any time (``termination``)           running runs and the parent KILLED  128+N
+``SweepStopped``: the      while the jobs run (a job past       one line; unfinished runs KILLED,   1
+launcher stopped the sweep ``hydra.launcher.timeout``)          the parent FAILED with the line
 anything else (a bug, a    in the sweep's own code              its traceback, then one line;     1
 store that broke)                                               the parent run FAILED with it
 otherwise                                                                                         0
@@ -29,7 +31,7 @@ from typing import NoReturn
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.errors import Abort, InputError, JobsFailed  # noqa: F401  (re-exported: the policy's types)
+from pipeline.errors import Abort, InputError, JobsFailed, SweepStopped  # noqa: F401  (re-exported: the policy's types)
 
 EXIT_OK, EXIT_JOBS_FAILED, EXIT_INPUT = 0, 1, 2
 # Records of this logger go to the job's log file only, not the console (conf/hydra/job_logging).
@@ -52,9 +54,15 @@ def exit_status(error: BaseException) -> int:
 def error_line(error: BaseException) -> str:
     if _is_composition_error(error):
         return composition_error(error)
-    if isinstance(error, (InputError, JobsFailed)):
+    if isinstance(error, (InputError, JobsFailed, SweepStopped)):
         return str(error)
     return one_line(error)
+
+
+def needs_traceback(error: BaseException) -> bool:
+    """A bug or a broken store, whose fixer needs the traceback: not bad input, nor failures the
+    policy reports in one line."""
+    return exit_status(error) != EXIT_INPUT and not isinstance(error, (JobsFailed, SweepStopped))
 
 
 def worker_died(error: BaseException) -> str | None:

@@ -135,8 +135,8 @@ def _run(main: Callable[[], object]) -> NoReturn:
         _stopped_by_signal()
     line = failure.error_line(error)
     _close_open_work(line, "FAILED")
-    if failure.exit_status(error) != failure.EXIT_INPUT and not isinstance(error, failure.JobsFailed):
-        failure.print_traceback(error)  # a bug or a broken store: the fixer needs it
+    if failure.needs_traceback(error):
+        failure.print_traceback(error)
     print(f"error: {line}", file=sys.stderr)
     sys.exit(failure.exit_status(error))
 

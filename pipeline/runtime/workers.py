@@ -4,12 +4,20 @@ On a machine with C usable cores, C jobs with one BLAS thread each train as
 fast per job as one job with C threads: parallel jobs multiply throughput.
 """
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from threadpoolctl import threadpool_limits
+
+# Launchers whose settings are joblib.Parallel's (``hydra.launcher.*``): ours, the default, and Hydra's.
+JOBLIB_LAUNCHERS = (
+    "hydra_plugins.fnn_sweep.parallel_launcher.ParallelLauncher",
+    "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+)
+MMAP_MODES = ("r+", "r", "w+", "c")
 
 
 def usable_cores() -> int:
@@ -35,7 +43,14 @@ def jobs_at_once(launcher_config: Any) -> int:
 
 
 def check_launcher(launcher_config: Any) -> None:
-    """The joblib launcher's ``n_jobs`` is a number of workers (>= 1) or -1 (one per core)."""
+    """A joblib launcher's settings, each as joblib takes it, before any run exists: ``n_jobs`` a
+    number of workers (>= 1) or -1 (one per core), and the rest (``joblib_problem``).
+
+    Raises
+    ------
+    ConfigError
+        The first bad setting, as one line naming it.
+    """
     from pipeline.constraints import ConfigError
 
     n_jobs = (launcher_config or {}).get("n_jobs", 1)
@@ -43,6 +58,59 @@ def check_launcher(launcher_config: Any) -> None:
         raise ConfigError(
             f"hydra.launcher.n_jobs={n_jobs} is not valid: must be a number of workers >= 1, or -1 for one per core"
         )
+    if launcher_config is None or launcher_config.get("_target_") not in JOBLIB_LAUNCHERS:
+        return
+    for key, value in joblib_settings(launcher_config).items():
+        problem = joblib_problem(key, value, jobs_at_once(launcher_config))
+        if problem is not None:
+            shown = "null" if value is None else value
+            raise ConfigError(f"hydra.launcher.{key}={shown} is not valid: {problem}")
+
+
+def joblib_settings(launcher_config: Any) -> dict[str, Any]:
+    """``joblib.Parallel``'s arguments from a joblib launcher's config, as Hydra's joblib launcher makes
+    them: the loky backend (its threading backend cannot run Hydra's jobs), numbers given as text read
+    as numbers."""
+    settings = {key: value for key, value in launcher_config.items() if key != "_target_"}
+    settings["backend"] = "loky"
+    for key in ("pre_dispatch", "batch_size", "max_nbytes"):
+        with contextlib.suppress(ValueError):
+            if settings.get(key):
+                settings[key] = int(settings[key])
+    return settings
+
+
+def joblib_problem(key: str, value: Any, n_jobs: int) -> str | None:
+    """What is wrong with joblib setting ``key``=``value`` for ``n_jobs`` workers, or None.
+
+    Some joblib checks only when it launches (``pre_dispatch``, ``timeout``) or when it first maps an
+    array (``mmap_mode``): a traceback after the parent run exists. The rest its constructor checks.
+    """
+    from joblib import Parallel
+
+    from pipeline.runtime import compat
+
+    if key == "require" and value is not None:
+        return "the jobs run in worker processes, which share no memory; leave it null"
+    if key == "timeout" and value is not None and not value > 0:
+        return "must be a number of seconds > 0 that each job may run, or null for no limit"
+    if key == "mmap_mode" and value is not None and value not in MMAP_MODES:
+        return f"must be one of {', '.join(MMAP_MODES)}"
+    if key == "pre_dispatch" and value != "all":
+        try:
+            count = value if isinstance(value, int) else compat.joblib_dispatch_count(str(value), n_jobs)
+        except ValueError:
+            count = 0
+        if count is not None and not count >= 1:
+            return "must be 'all', a number of jobs >= 1 or an expression of n_jobs such as '2*n_jobs'"
+    if key in ("batch_size", "max_nbytes", "prefer"):
+        try:
+            Parallel(n_jobs=n_jobs, backend="loky", **{key: value})
+        except (ValueError, TypeError) as exc:
+            if key == "max_nbytes":
+                return "must be a size such as '1M' or '500K', a number of bytes, or null"
+            return str(exc).strip().splitlines()[0]
+    return None
 
 
 def blas_threads(configured: int | None, jobs_at_once: int) -> int:

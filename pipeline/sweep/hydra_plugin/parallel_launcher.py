@@ -13,8 +13,8 @@ carried back (nothing reads it in the launching process).
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import multiprocessing
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +25,9 @@ from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from joblib import Parallel, delayed
 from omegaconf import open_dict
+
+from pipeline.errors import SweepStopped
+from pipeline.runtime import failure, workers
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -45,12 +48,7 @@ class ParallelLauncher(JoblibLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
 
-        settings = dict(self.joblib)
-        settings["backend"] = "loky"  # as Hydra's: its threading backend cannot run Hydra jobs
-        for key in ("pre_dispatch", "batch_size", "max_nbytes"):  # as Hydra's: numbers given as text
-            with contextlib.suppress(ValueError):
-                if settings.get(key):
-                    settings[key] = int(settings[key])
+        settings = workers.joblib_settings(self.joblib)  # as Hydra's joblib launcher makes them
         # Hydra's joblib launcher's lines, word for word.
         joblib_args = ",".join(f"{k}={v}" for k, v in settings.items())
         log.info(f"Joblib.Parallel({joblib_args}) is launching {len(job_overrides)} jobs")
@@ -60,10 +58,18 @@ class ParallelLauncher(JoblibLauncher):
 
         token = uuid.uuid4().hex
         shared = cloudpickle.dumps((self.hydra_context, self.config, self.task_function, Singleton.get_state()))
-        returns = Parallel(**settings)(
-            delayed(run_shared_job)(initial_job_idx + idx, list(overrides), token, shared)
-            for idx, overrides in enumerate(job_overrides)
-        )
+        try:
+            returns = Parallel(**settings)(
+                delayed(run_shared_job)(initial_job_idx + idx, list(overrides), token, shared)
+                for idx, overrides in enumerate(job_overrides)
+            )
+        except multiprocessing.TimeoutError:  # joblib ended every worker: the sweep cannot go on
+            failure.abort(
+                SweepStopped(
+                    f"a job ran longer than hydra.launcher.timeout={settings['timeout']:g} s, and joblib "
+                    "stopped the sweep; raise the timeout (or null: no limit)"
+                )
+            )
         assert isinstance(returns, list) and all(isinstance(r, JobReturn) for r in returns)
         return returns
 
