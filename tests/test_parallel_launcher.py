@@ -1,7 +1,10 @@
 """The default launcher (hydra/launcher=parallel) runs a sweep's jobs as Hydra's joblib launcher does."""
 
+import functools
+
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from helpers import FAST, jobs_of, mlflow_runs, run_pipeline
 
@@ -57,6 +60,27 @@ def test_jobs_numbers_files_and_runs_are_the_joblib_launchers(tmp_path):
         assert parallel[number][2] == joblib[number][2], number
 
 
+@functools.cache
+def _launcher_config(launcher):
+    """``hydra.launcher`` as Hydra composes it for ``hydra/launcher=<launcher>`` (once per module)."""
+    from hydra import compose, initialize_config_dir
+
+    from helpers import REPO
+    from pipeline.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True).hydra.launcher
+
+
+def _with(launcher, override):
+    """The launcher's config with ``override`` (key=value) merged as Hydra merges an override."""
+    key, value = override.split("=", 1)
+    config = _launcher_config(launcher).copy()
+    OmegaConf.update(config, key.removeprefix("hydra.launcher."), yaml.safe_load(value), merge=True)
+    return config
+
+
 @pytest.mark.parametrize(
     "launcher, override, message",
     [
@@ -75,20 +99,12 @@ def test_jobs_numbers_files_and_runs_are_the_joblib_launchers(tmp_path):
 def test_a_bad_joblib_setting_is_one_line_before_any_run(launcher, override, message):
     """Settings joblib itself checks only when it launches (pre_dispatch, timeout) or maps an array
     (mmap_mode) are checked with the rest in the pre-flight, each naming its key."""
-    from hydra import compose, initialize_config_dir
-
-    from helpers import REPO
-    from pipeline.config import register_configs
     from pipeline.constraints import ConfigError
     from pipeline.runtime import workers
 
-    register_configs()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        good = compose("config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
-        bad = compose("config", overrides=[f"hydra/launcher={launcher}", override], return_hydra_config=True)
-    workers.check_launcher(good.hydra.launcher)  # the defaults pass
+    workers.check_launcher(_launcher_config(launcher))  # the defaults pass
     with pytest.raises(ConfigError) as raised:
-        workers.check_launcher(bad.hydra.launcher)
+        workers.check_launcher(_with(launcher, override))
     assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
 
 
@@ -96,17 +112,11 @@ def test_a_bad_joblib_setting_is_one_line_before_any_run(launcher, override, mes
     "override", ["hydra.launcher.pre_dispatch=3*n_jobs", "hydra.launcher.pre_dispatch=all", "hydra.launcher.timeout=60"]
 )
 def test_good_joblib_settings_pass_the_check(override):
-    from hydra import compose, initialize_config_dir
-
-    from helpers import REPO
-    from pipeline.config import register_configs
     from pipeline.runtime import workers
 
-    register_configs()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        config = compose("config", overrides=[override], return_hydra_config=True)
-    workers.check_launcher(config.hydra.launcher)
-    assert workers.joblib_settings(config.hydra.launcher)["backend"] == "loky"
+    config = _with("parallel", override)
+    workers.check_launcher(config)
+    assert workers.joblib_settings(config)["backend"] == "loky"
 
 
 @pytest.mark.slow  # a real sweep whose job outlasts joblib's timeout

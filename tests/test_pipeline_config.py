@@ -482,3 +482,41 @@ def test_a_quoted_uri_on_the_command_line_keeps_its_quotes_and_loses_its_secret(
     assert credentials.connect_uri("s3://b/x?token=***") == "s3://b/x?token=hunter2"
     assert credentials.connect_uri("postgresql://u:***@h/db") == "postgresql://u:hunter2@h/db"
     validate(composed(taken[0]))  # what Hydra then composes is valid: the secret is not in it
+
+
+@functools.cache
+def _sweep_config():
+    """The default config with Hydra's node, composed once for the tests that change it."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("config", return_hydra_config=True)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "hydra.sweeper.max_batch_size=0",
+            "hydra.sweeper.max_batch_size=0 is not valid: must be a number of jobs >= 1",
+        ),
+        ("hydra.job_logging.root.level=debug", "hydra.job_logging.root.level=debug is not valid: not a logging level"),
+        ("hydra.job_logging.handlers.console.class=logging.Nope", "hydra.job_logging.handlers.console: class logging"),
+        ("hydra.job_logging.handlers.file.filename=/proc/no/x.log", "hydra.job_logging.handlers.file.filename=/proc/"),
+        ("hydra.sweep.dir=/proc/no/sweep", "hydra.sweep.dir=/proc/no/sweep cannot be made: No such file or directory"),
+    ],
+)
+def test_hydras_own_settings_a_sweep_applies_late_are_checked_first(override, message, tmp_path):
+    """Settings Hydra applies only in each job, or once the sweeper starts, after the parent run exists."""
+    import yaml
+
+    from pipeline.sweep.preflight import check_hydra_settings
+
+    good = _sweep_config().copy()
+    good.hydra.sweep.dir = str(tmp_path / "a" / "b")
+    bad = good.copy()
+    key, value = override.split("=", 1)
+    OmegaConf.update(bad, key, yaml.safe_load(value), merge=True)  # as Hydra merges the override
+    check_hydra_settings(good.hydra)
+    assert not (tmp_path / "a").exists()  # probed, and left as it was
+    with pytest.raises(ConfigError) as raised:
+        check_hydra_settings(bad.hydra)
+    assert str(raised.value).startswith(message)

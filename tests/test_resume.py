@@ -212,6 +212,9 @@ BAD_INPUT = [
     ("hydra.launcher.n_jobs=0", "hydra.launcher.n_jobs=0 is not valid: must be a number of workers >= 1"),
     ("report.out_dir=FILE", "report.out_dir=FILE is a file, not a directory"),
     ("mlflow.experiment_name=" + "x" * 5000, "is 5000 characters long; at most 256 are allowed"),
+    # Hydra's own settings, which Hydra applies before a single run's code, and in a sweep's jobs.
+    ("hydra.job_logging.root.level=BOGUS", "BOGUS"),
+    ("hydra.sweep.dir=FILE", "hydra.sweep.dir=FILE cannot be made: it is a file"),
 ]
 # Range checks run through the same validate() in both paths: the sweep path checks them all, the
 # single-run path one of each kind (choice, range, type, key, group, batch, store).
@@ -224,6 +227,7 @@ RANGE_ONLY = {
     "train.seed=0,1 train.val_fraction=0.1,0.995",
     "hydra.launcher.n_jobs=0",
     "report.out_dir=FILE",
+    "hydra.sweep.dir=FILE",
 }
 
 

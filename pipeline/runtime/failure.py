@@ -59,6 +59,16 @@ def error_line(error: BaseException) -> str:
     return one_line(error)
 
 
+def setup_error(exc: BaseException) -> InputError:
+    """An error Hydra raised setting up what its own settings ask, before the command's code ran
+    (``hydra.run.dir`` that cannot be made, a logging level that does not exist), as one line."""
+    cause = exc.__cause__
+    detail = (
+        f"{one_line(exc)}: {str(cause).strip().splitlines()[0]}" if cause is not None and str(cause) else one_line(exc)
+    )
+    return InputError(f"Hydra could not set up the command: {detail}; check the hydra.* overrides")
+
+
 def needs_traceback(error: BaseException) -> bool:
     """A bug or a broken store, whose fixer needs the traceback: not bad input, nor failures the
     policy reports in one line."""

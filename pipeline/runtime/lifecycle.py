@@ -44,6 +44,9 @@ from pipeline.runtime.termination import termination
 # ``closer(reason, status)``: ends what the command opened with status "FAILED" or "KILLED".
 Closer = Callable[[str, str], None]
 _open_work: list[Closer] = []
+# Set when the command's own code takes over from Hydra (``app_started``): an error before it is
+# Hydra setting up what its settings ask (the output directory, logging), not a bug of ours.
+_app_started = False
 
 
 def begin(trains: bool = False) -> None:
@@ -83,6 +86,12 @@ def close_on_exit(closer: Closer) -> None:
     _open_work.append(closer)
 
 
+def app_started() -> None:
+    """The command's own code runs: the task of a single run, or a sweep's first callback."""
+    global _app_started
+    _app_started = True
+
+
 def closed(closer: Closer | None) -> None:
     """``closer``'s work ended normally: it is not run at exit."""
     if closer in _open_work:
@@ -104,10 +113,20 @@ def _run(main: Callable[[], object]) -> NoReturn:
     except ValueError as exc:
         if termination.signum is not None:
             _stopped_by_signal()
-        if not str(exc).startswith("Only one of --run, --multirun"):  # Hydra's flags used together
+        if str(exc).startswith("Only one of --run, --multirun"):  # Hydra's flags used together
+            error = failure.InputError(str(exc))
+        elif not _app_started:  # Hydra's logging settings (hydra.job_logging, hydra.hydra_logging)
+            error = failure.setup_error(exc)
+        else:
             _close_open_work(f"the command failed: {failure.one_line(exc)}", "FAILED")
             raise
-        error = failure.InputError(str(exc))
+    except OSError as exc:
+        if termination.signum is not None:
+            _stopped_by_signal()
+        if _app_started:
+            _close_open_work(f"the command failed: {failure.one_line(exc)}", "FAILED")
+            raise
+        error = failure.setup_error(exc)  # Hydra's output directory (hydra.run.dir) cannot be made
     except SystemExit:
         if termination.signum is not None:
             _stopped_by_signal()

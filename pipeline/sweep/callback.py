@@ -68,6 +68,7 @@ class SweepTracking(Callback):
         return {**self.__dict__, "progress": None, "store": None, "matplotlib": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        lifecycle.app_started()
         # Hydra turns a callback's exceptions into warnings: every failure here must stop the sweep.
         try:
             termination.install()  # from here on, signals end the sweep cleanly (parent run KILLED)

@@ -10,10 +10,16 @@ report's folder; the tracking server answers; a search's settings, and its study
 
 from __future__ import annotations
 
+import importlib
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from omegaconf.errors import OmegaConfBaseException
+
 from pipeline.config import PAUSE_AT_BY_HAND, validate
+from pipeline.constraints import ConfigError
 from pipeline.data import load_dataset
 from pipeline.errors import InputError
 from pipeline.job.inputs import check_fits, dataset_key
@@ -40,6 +46,7 @@ def check(config: DictConfig) -> tuple[Any, int | None]:
     """
     launcher = config.hydra.get("launcher")
     workers.check_launcher(launcher)
+    check_hydra_settings(config.hydra)
     workers.start_workers(launcher)  # their fork server imports meanwhile
     every_job, planned = validate_jobs(config)
     load_datasets(every_job)
@@ -90,3 +97,80 @@ def load_datasets(settings: Sequence[Any]) -> None:
                 data.content_hash()
             for job in jobs:
                 check_fits(job, data)
+
+
+def check_hydra_settings(hydra: Any) -> None:
+    """Hydra's own settings that it applies only once the jobs run, after the parent run exists: the
+    sweep's directory, each job's logging (``hydra.job_logging``) and the grid's batch size.
+
+    Raises
+    ------
+    ConfigError
+        The first bad setting, as one line naming it.
+    """
+    problem = unmakeable(hydra.sweep.dir)
+    if problem is not None:
+        raise ConfigError(f"hydra.sweep.dir={hydra.sweep.dir} cannot be made: {problem}; choose another directory")
+    _check_logging("hydra.job_logging", hydra.job_logging)
+    if is_grid_sweeper(hydra.sweeper):
+        size = hydra.sweeper.get("max_batch_size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not (size >= 1 or size == -1)):
+            raise ConfigError(
+                f"hydra.sweeper.max_batch_size={size} is not valid: must be a number of jobs >= 1, "
+                "or null (or -1) for one batch"
+            )
+
+
+def unmakeable(directory: str | Path) -> str | None:
+    """Why ``directory`` cannot be made (or written), or None. It is made and, when it did not exist,
+    removed again, up to the first directory that existed: nothing is left behind."""
+    path = Path(directory).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        return "it is a file"
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        for made in missing:  # deepest first
+            if made.is_dir():
+                made.rmdir()
+    return None
+
+
+def _check_logging(name: str, settings: Any) -> None:
+    """A ``logging.config.dictConfig`` config as Hydra will apply it: its levels exist, its handlers'
+    and formatters' classes import, and a handler's file can be made (when its path is known now)."""
+    if settings is None:
+        return
+    parts = [("root", settings.get("root"))]
+    parts += [(f"loggers.{key}", value) for key, value in (settings.get("loggers") or {}).items()]
+    parts += [(f"handlers.{key}", value) for key, value in (settings.get("handlers") or {}).items()]
+    parts += [(f"formatters.{key}", value) for key, value in (settings.get("formatters") or {}).items()]
+    for part, node in parts:
+        if node is None:
+            continue
+        level = node.get("level")
+        if isinstance(level, str) and not isinstance(logging.getLevelName(level), int):
+            names = "CRITICAL, ERROR, WARNING, INFO, DEBUG, NOTSET"
+            raise ConfigError(f"{name}.{part}.level={level} is not valid: not a logging level; choose one of: {names}")
+        target = node.get("class") or node.get("()")
+        if isinstance(target, str) and not _importable(target):
+            raise ConfigError(f"{name}.{part}: class {target} cannot be imported")
+        if part.startswith("handlers."):
+            try:
+                filename = node.get("filename")
+            except OmegaConfBaseException:  # a job's own path (its output directory): known in the job only
+                filename = None
+            problem = unmakeable(Path(filename).parent) if filename else None
+            if problem is not None:
+                raise ConfigError(f"{name}.{part}.filename={filename} cannot be written: {problem}")
+
+
+def _importable(dotted: str) -> bool:
+    module, _, attribute = dotted.rpartition(".")
+    try:
+        return bool(module) and hasattr(importlib.import_module(module), attribute)
+    except ImportError:
+        return False

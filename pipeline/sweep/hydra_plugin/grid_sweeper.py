@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 
 class GridSweeper(Sweeper):
     """Every combination of ``params`` and the command line's sweep overrides, in batches of
-    ``max_batch_size`` jobs (None: one batch), launched by the configured launcher; ``halving``: the
-    early stopping's settings (``halving.CellHalving``)."""
+    ``max_batch_size`` jobs (None or -1: one batch, as Hydra's basic sweeper), launched by the
+    configured launcher; ``halving``: the early stopping's settings (``halving.CellHalving``)."""
 
     def __init__(
         self, max_batch_size: int | None = None, params: dict[str, str] | None = None, halving: dict | None = None
@@ -73,7 +73,7 @@ class GridSweeper(Sweeper):
     def launch(self, jobs: Sequence[Sequence[str]], initial_job_idx: int) -> list[Sequence[JobReturn]]:
         """Launch ``jobs`` in batches of ``max_batch_size``; returns each batch's returns."""
         assert self.launcher is not None, "setup() first"
-        size = self.max_batch_size or len(jobs) or 1
+        size = self.max_batch_size if self.max_batch_size is not None and self.max_batch_size > 0 else len(jobs) or 1
         returns: list[Sequence[JobReturn]] = []
         for start in range(0, len(jobs), size):
             batch = list(jobs[start : start + size])
