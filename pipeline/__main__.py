@@ -42,6 +42,7 @@ def register_sweeper() -> None:
 
 @hydra.main(version_base="1.3", config_path="pkg://pipeline.conf", config_name="config")
 def hydra_app(cfg: DictConfig) -> float:
+    lifecycle.app_started()  # Hydra has set up the run: errors from here on are this command's
     return run(cfg)
 
 

@@ -22,6 +22,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="pkg://pipeline.conf", config_name="report")
 def hydra_app(cfg: DictConfig) -> None:
+    lifecycle.app_started()  # Hydra has set up the run: errors from here on are this command's
     try:
         settings = validate(cfg)
         store.probe(settings.mlflow.tracking_uri)  # a server that does not answer: one line, within seconds

@@ -208,6 +208,47 @@ def test_the_entry_point_decides_every_exit_status(capsys):
     assert code == 2 and stderr.count("\n") == 1 and "activaton" in stderr
 
 
+def test_an_error_of_hydras_own_set_up_is_one_line_and_one_of_ours_a_traceback(capsys, monkeypatch):
+    """Before the command's own code runs, Hydra applies its settings (the run's directory, logging):
+    their errors are bad input. After it, the same types are ours: a traceback."""
+    monkeypatch.setattr(lifecycle, "_app_started", False)
+
+    def logging_fails():
+        raise ValueError("Unable to configure root logger") from ValueError("Unknown level: 'BOGUS'")
+
+    def directory_fails():
+        raise FileNotFoundError(2, "No such file or directory")
+
+    assert _exit_of(logging_fails, capsys) == (
+        2,
+        "error: Hydra could not set up the command: ValueError: Unable to configure root logger: "
+        "Unknown level: 'BOGUS'; check the hydra.* overrides\n",
+    )
+    code, stderr = _exit_of(directory_fails, capsys)
+    assert code == 2 and stderr.count("\n") == 1 and "FileNotFoundError" in stderr
+    for fails in (logging_fails, directory_fails):
+
+        def ours_fails(fails=fails):
+            lifecycle.app_started()
+            fails()
+
+        with pytest.raises((ValueError, OSError)):  # out of the entry point: Python's traceback, exit 1
+            lifecycle.run(ours_fails)
+
+
+def test_every_entry_point_says_when_its_own_code_starts():
+    """Each Hydra app run through ``lifecycle.run`` marks the end of Hydra's set-up first thing."""
+    import ast
+
+    entry_points = [p for p in (REPO / "pipeline").rglob("*.py") if "lifecycle.run(" in p.read_text()]
+    assert len(entry_points) == 3  # the training command, the report, the reaper
+    for path in entry_points:
+        [app] = [
+            n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef) and n.name == "hydra_app"
+        ]
+        assert ast.unparse(app.body[0]) == "lifecycle.app_started()", path
+
+
 def test_signals_pass_through_the_entry_point():
     with pytest.raises(SystemExit) as exit_info:
         lifecycle.run(lambda: sys.exit(143))

@@ -44,7 +44,6 @@ def run(cfg: DictConfig) -> float:
     trains it again). Bad input in a single run stops it before any run
     exists; in a sweep it is the job's failure.
     """
-    lifecycle.app_started()
     job = JobContext.current()
     termination.install()
     termination.check()  # a signal during the previous job of a sweep ends the sweep here

@@ -24,6 +24,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="pkg://pipeline.conf", config_name="report")
 def hydra_app(cfg: DictConfig) -> None:
+    lifecycle.app_started()  # Hydra has set up the run: errors from here on are this command's
     try:
         settings = validate(cfg)
         check_out_dir(settings.report.out_dir)  # before reading any run
