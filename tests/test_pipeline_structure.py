@@ -253,3 +253,14 @@ def test_signals_pass_through_the_entry_point():
     with pytest.raises(SystemExit) as exit_info:
         lifecycle.run(lambda: sys.exit(143))
     assert exit_info.value.code == 143
+
+
+def test_a_directory_is_probed_by_making_it_and_nothing_is_left(tmp_path):
+    from pipeline.runtime.folders import unmakeable
+
+    (tmp_path / "file").write_text("")
+    assert unmakeable(tmp_path / "file") == "it is a file"
+    assert unmakeable(tmp_path / "file" / "below") is not None
+    assert unmakeable("/proc/no-such-dir/x") == "No such file or directory"  # os.access says yes to root
+    assert unmakeable(tmp_path / "a" / "b") is None and not (tmp_path / "a").exists()
+    assert unmakeable(tmp_path) is None and sorted(p.name for p in tmp_path.iterdir()) == ["file"]

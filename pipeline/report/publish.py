@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.report.select import ReportError
+from pipeline.runtime.folders import unmakeable
 from pipeline.tracking.reaper import process_alive
 
 log = logging.getLogger("pipeline")
@@ -27,12 +28,9 @@ def check_out_dir(out_dir: str | Path) -> Path:
     path = Path(out_dir).expanduser()
     if path.exists() and not path.is_dir():
         raise ReportError(f"report.out_dir={out_dir} is a file, not a directory; choose a directory")
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ReportError(
-            f"report.out_dir={out_dir} cannot be written here ({existing} is not a writable "
-            "directory); choose another directory"
-        )
+    problem = unmakeable(path)
+    if problem is not None:
+        raise ReportError(f"report.out_dir={out_dir} cannot be written: {problem}; choose another directory")
     return path
 
 

@@ -60,8 +60,9 @@ def check_launcher(launcher_config: Any) -> None:
         )
     if launcher_config is None or launcher_config.get("_target_") not in JOBLIB_LAUNCHERS:
         return
+    workers = jobs_at_once(launcher_config)
     for key, value in joblib_settings(launcher_config).items():
-        problem = joblib_problem(key, value, jobs_at_once(launcher_config))
+        problem = joblib_problem(key, value, workers)
         if problem is not None:
             shown = "null" if value is None else value
             raise ConfigError(f"hydra.launcher.{key}={shown} is not valid: {problem}")

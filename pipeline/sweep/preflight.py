@@ -25,6 +25,7 @@ from pipeline.errors import InputError
 from pipeline.job.inputs import check_fits, dataset_key
 from pipeline.report.publish import check_out_dir
 from pipeline.runtime import workers
+from pipeline.runtime.folders import unmakeable
 from pipeline.runtime.termination import termination
 from pipeline.sweep import halving, search
 from pipeline.sweep.composition import compose_app
@@ -119,24 +120,6 @@ def check_hydra_settings(hydra: Any) -> None:
                 f"hydra.sweeper.max_batch_size={size} is not valid: must be a number of jobs >= 1, "
                 "or null (or -1) for one batch"
             )
-
-
-def unmakeable(directory: str | Path) -> str | None:
-    """Why ``directory`` cannot be made (or written), or None. It is made and, when it did not exist,
-    removed again, up to the first directory that existed: nothing is left behind."""
-    path = Path(directory).expanduser().absolute()
-    if path.exists() and not path.is_dir():
-        return "it is a file"
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    finally:
-        for made in missing:  # deepest first
-            if made.is_dir():
-                made.rmdir()
-    return None
 
 
 def _check_logging(name: str, settings: Any) -> None:
