@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, mlflow_server
+from helpers import REPO
 
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -55,10 +55,3 @@ def home(tmp_path, monkeypatch):
     """A fresh FNN_SWEEP_HOME: the MLflow store, Hydra outputs and reports all go there."""
     monkeypatch.setenv("FNN_SWEEP_HOME", str(tmp_path))
     return tmp_path
-
-
-@pytest.fixture
-def mlflow_server_url(tmp_path):
-    """A real `mlflow server` on 127.0.0.1, stopped by pid when the test ends."""
-    with mlflow_server(tmp_path) as url:
-        yield url

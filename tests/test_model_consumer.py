@@ -257,6 +257,7 @@ def test_the_mlflow_ui_shows_the_sweep_in_a_real_browser(sweep, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "ui.log", "w"),
         start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # as helpers.mlflow_server
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -25,14 +25,21 @@ SWEEP = [
 ]
 
 
-@pytest.fixture
-def postgres_uri():
+@pytest.fixture(scope="module")
+def postgres_cluster():
+    """One PostgreSQL cluster for the module's tests (each gets a database of its own)."""
     if postgres_bindir() is None:
         pytest.skip("PostgreSQL's server is not installed (Debian package postgresql; .ci/run installs it)")
     if importlib.util.find_spec("psycopg") is None:
-        pytest.skip("psycopg2 is not installed: pip install -e '.[server]'")
-    with postgres_server() as uri:
-        yield uri
+        pytest.skip("psycopg is not installed: pip install -e '.[server]'")
+    with postgres_server() as new_database:
+        yield new_database
+
+
+@pytest.fixture
+def postgres_uri(postgres_cluster):
+    """A fresh, empty database's URI."""
+    return postgres_cluster()
 
 
 def _client_disk_is_clean(home):

@@ -168,7 +168,9 @@ def mlflow_server(directory, *extra_args, backend_store_uri=None, env=None):
         stdout=subprocess.DEVNULL,
         stderr=open(Path(directory) / "server.log", "w"),
         start_new_session=True,
-        env={**os.environ, **(env or {})},
+        # MLflow's server jobs (GenAI scoring, trace archival) start three more interpreters, which
+        # import MLflow for 10 s after the server answers, on the cores the tests' sweeps need.
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})},
     )
     url = ServerURL(f"http://127.0.0.1:{port}")
     url.artifacts = artifacts
@@ -187,11 +189,14 @@ def postgres_bindir():
 
 @contextmanager
 def postgres_server():
-    """A throw-away PostgreSQL cluster on 127.0.0.1; yields a postgresql:// URI of a fresh database.
+    """A throw-away PostgreSQL cluster on 127.0.0.1; yields a function that makes a fresh database in
+    it and returns its postgresql:// URI (one cluster for a module's tests: it takes a few seconds to
+    start and to stop).
 
     As root it runs as the postgres user (initdb refuses root), in a directory of its own: pytest's
     temporary directories are private to root.
     """
+    import itertools
     import shutil
     import tempfile
 
@@ -217,6 +222,18 @@ def postgres_server():
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    numbers = itertools.count(1)
+
+    def new_database():
+        name = f"db{next(numbers)}"
+        subprocess.run(
+            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "fnn", name],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        return f"postgresql://fnn@127.0.0.1:{port}/{name}"
+
     try:
         deadline = time.time() + 60
         while (
@@ -228,13 +245,7 @@ def postgres_server():
             if server.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"postgres did not start (exit {server.poll()})")
             time.sleep(0.3)
-        subprocess.run(
-            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "fnn", "mlflow"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        yield f"postgresql://fnn@127.0.0.1:{port}/mlflow"
+        yield new_database
     finally:
         stop(server, signum=signal.SIGINT)  # PostgreSQL's fast shutdown: SIGTERM waits for every client to leave
         shutil.rmtree(directory, ignore_errors=True)
