@@ -21,7 +21,10 @@ def timed_sweep(home: str, overrides: Sequence[str], failed_jobs_ok: bool = Fals
     as epoch seconds). A failed sweep ends the benchmark with its last error line; with
     ``failed_jobs_ok``, a sweep whose only failures are jobs (exit 1: a search's diverged trials) counts."""
     command = [sys.executable, "-m", "pipeline", "-m", *overrides]
-    env = {**os.environ, "FNN_SWEEP_HOME": str(home)}
+    # Its own store in ``home``, whatever MLflow's variables (the defaults of mlflow.tracking_uri and
+    # mlflow.experiment_name) say in the shell.
+    inherited = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")}
+    env = {**inherited, "FNN_SWEEP_HOME": str(home)}
     started, clock = time.time(), time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - clock

@@ -23,6 +23,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from fnn_core import ACTIVATIONS, INIT_CHOICES, OPTIMIZERS
 from fnn_core.network import DTYPES
+from pipeline import credentials
 from pipeline.constraints import ConfigError, Flag, Interval, Options, Text, check_fields
 from pipeline.data import DATASETS
 
@@ -37,8 +38,21 @@ def project_home() -> str:
     return os.environ.get("FNN_SWEEP_HOME") or str(checkout if (checkout / "pyproject.toml").is_file() else Path.cwd())
 
 
+def default_tracking_uri() -> str:
+    """``mlflow.tracking_uri`` unless given: MLflow's ``MLFLOW_TRACKING_URI`` when set, as every MLflow
+    client takes it (redacted by ``credentials.take_from_environment``), else the project's SQLite store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_home()}/mlflow.db"
+
+
+def default_experiment_name() -> str:
+    """``mlflow.experiment_name`` unless given: MLflow's ``MLFLOW_EXPERIMENT_NAME`` when set, else fnn-sweep."""
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or "fnn-sweep"
+
+
 # Cached, so the value resolved in the launching process travels with every job's config.
 OmegaConf.register_new_resolver("fnn_sweep_home", project_home, replace=True, use_cache=True)
+OmegaConf.register_new_resolver("fnn_sweep_tracking_uri", default_tracking_uri, replace=True, use_cache=True)
+OmegaConf.register_new_resolver("fnn_sweep_experiment", default_experiment_name, replace=True, use_cache=True)
 
 # A sweep's directory is its identity in the store: a random token keeps two sweeps started in the
 # same second apart. Cached, so the launcher's value travels with every job's config.
@@ -227,8 +241,8 @@ class ComputeConfig(Checked):
 
 @dataclass
 class MlflowConfig(Checked):
-    tracking_uri: str = "sqlite:///${fnn_sweep_home:}/mlflow.db"
-    experiment_name: str = "fnn-sweep"
+    tracking_uri: str = "${fnn_sweep_tracking_uri:}"  # $MLFLOW_TRACKING_URI, else sqlite:///HOME/mlflow.db
+    experiment_name: str = "${fnn_sweep_experiment:}"  # $MLFLOW_EXPERIMENT_NAME, else fnn-sweep
     # Where a new experiment keeps artifacts. None: beside a SQLite store (mlartifacts/ next to the file);
     # a tracking server's own artifact store for http(s):// URIs.
     artifact_location: Optional[str] = None
@@ -241,6 +255,22 @@ class MlflowConfig(Checked):
     stale_after_s: float = 1800.0
 
     group: ClassVar[str] = "mlflow"
+
+    def __post_init__(self):
+        try:
+            super().__post_init__()
+        except ConfigError as exc:  # a default from MLflow's variables: say so, the user may not know
+            note = ""
+            if str(exc).startswith("mlflow.tracking_uri="):
+                note = credentials.set_by_variable(self.tracking_uri)
+            elif str(exc).startswith("mlflow.experiment_name=") and self.experiment_name == os.environ.get(
+                "MLFLOW_EXPERIMENT_NAME"
+            ):
+                note = " (it is $MLFLOW_EXPERIMENT_NAME, the default of mlflow.experiment_name)"
+            if not note:
+                raise
+            raise ConfigError(f"{exc}{note}") from None
+
     constraints: ClassVar[dict] = {
         "tracking_uri": Text(
             uri=True,

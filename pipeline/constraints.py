@@ -89,6 +89,11 @@ CREDENTIALS_IN_CONFIG = (
 )
 
 
+# A schema's default that is one of our resolvers: the dataclass is built with it unresolved when
+# the schema is registered; ``validate`` checks the value it resolves to.
+_SCHEMA_DEFAULT = re.compile(r"\$\{fnn_sweep_[a-z_]+:\}")
+
+
 @dataclass(frozen=True)
 class Text:
     """A string of at most ``max_length`` characters (``pattern``: what it must match, with ``message``)."""
@@ -106,6 +111,8 @@ class Text:
             return None if self.optional else "must be set"
         if not isinstance(value, str):
             return "must be a string"
+        if _SCHEMA_DEFAULT.fullmatch(value):  # a default like ${fnn_sweep_tracking_uri:}, checked once resolved
+            return None
         if not value.strip() and not self.empty:
             return "must not be empty"
         if self.max_length is not None and len(value) > self.max_length:

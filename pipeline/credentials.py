@@ -13,6 +13,9 @@ saved and printed), and the process connects with the real one:
 - any other URI (a database, a token in the query string): the redacted
   form maps to the real one through ``FNN_SWEEP_TRACKING_URIS``.
 
+``MLFLOW_TRACKING_URI``, the default of ``mlflow.tracking_uri`` when set, is
+treated the same way (``take_from_environment``).
+
 Worker processes inherit the environment. Standard library only:
 ``pipeline.__main__`` calls it before importing Hydra. The supported place
 for credentials is the environment or ``~/.mlflow/credentials``.
@@ -72,6 +75,28 @@ def take_from_argv(argv: list[str]) -> list[str]:
     if taken:
         os.environ["FNN_SWEEP_TRACKING_URIS"] = json.dumps(taken)  # {redacted URI: URI to connect with}
     return result
+
+
+def take_from_environment() -> None:
+    """MLflow's own ``MLFLOW_TRACKING_URI``, which ``mlflow.tracking_uri`` defaults to, with its
+    credentials taken out as from the command line: the variable keeps the redacted URI (what the
+    config, and any process that inherits it, sees), and the real one is mapped as above."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if redact(uri) == uri:
+        return
+    taken = json.loads(os.environ.get("FNN_SWEEP_TRACKING_URIS") or "{}")
+    taken[redact(uri)] = _to_environment(uri)
+    os.environ["FNN_SWEEP_TRACKING_URIS"] = json.dumps(taken)
+    os.environ["MLFLOW_TRACKING_URI"] = redact(uri)
+
+
+def set_by_variable(uri: str) -> str:
+    """A note for an error about ``uri`` when it is ``MLFLOW_TRACKING_URI``'s: that variable may be left
+    set in the shell, unknown to the user, as the default of ``mlflow.tracking_uri``. Else ''."""
+    value = os.environ.get("MLFLOW_TRACKING_URI")
+    if value and uri in (value, redact(value), connect_uri(value)):
+        return " (it is $MLFLOW_TRACKING_URI, the default of mlflow.tracking_uri)"
+    return ""
 
 
 def _to_environment(uri: str) -> str:

@@ -5,7 +5,24 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from helpers import MLFLOW_DEFAULTS, REPO
+
+# A developer's MLflow variables would send the tests' runs elsewhere (MLFLOW_RUN_ID, MLFLOW_EXPERIMENT_ID).
+for _name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(autouse=True)
+def _no_mlflow_defaults():
+    """Each test starts and ends without MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_NAME, the defaults of
+    mlflow.tracking_uri and mlflow.experiment_name: a developer's would send the runs to their server,
+    and MLflow's set_tracking_uri, which in-process tests call, exports the URI it is given."""
+    for name in MLFLOW_DEFAULTS:
+        os.environ.pop(name, None)
+    yield
+    for name in MLFLOW_DEFAULTS:
+        os.environ.pop(name, None)
+
 
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",

@@ -9,7 +9,7 @@ import sysconfig
 
 import pytest
 
-from helpers import REPO, mlflow_runs
+from helpers import MLFLOW_DEFAULTS, REPO, mlflow_runs
 
 pytestmark = pytest.mark.slow  # builds a wheel and a venv
 
@@ -47,7 +47,8 @@ def test_a_wheel_in_a_fresh_venv_runs_a_job_outside_the_repository(tmp_path):
     [site] = (venv / "lib").glob("python3*/site-packages")
     (site / "zz_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("FNN_SWEEP_HOME", "PYTHONPATH", "VIRTUAL_ENV")}
+    dropped = ("FNN_SWEEP_HOME", "PYTHONPATH", "VIRTUAL_ENV", *MLFLOW_DEFAULTS)
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
 
     def installed(*args):  # the venv's python, run from elsewhere, as a user of the wheel would
         return subprocess.run(

@@ -2,6 +2,7 @@
 
 import functools
 import math
+import os
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
@@ -482,6 +483,56 @@ def test_a_quoted_uri_on_the_command_line_keeps_its_quotes_and_loses_its_secret(
     assert credentials.connect_uri("s3://b/x?token=***") == "s3://b/x?token=hunter2"
     assert credentials.connect_uri("postgresql://u:***@h/db") == "postgresql://u:hunter2@h/db"
     validate(composed(taken[0]))  # what Hydra then composes is valid: the secret is not in it
+
+
+def test_mlflows_own_variables_are_the_defaults_of_the_store_and_experiment(monkeypatch, tmp_path):
+    """As every MLflow client takes them; the command line's values win; unset, the project's store."""
+    monkeypatch.setenv("FNN_SWEEP_HOME", str(tmp_path))
+    default = validate(composed()).mlflow
+    assert (default.tracking_uri, default.experiment_name) == (f"sqlite:///{tmp_path}/mlflow.db", "fnn-sweep")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "widths")
+    from_variables = validate(composed()).mlflow
+    assert (from_variables.tracking_uri, from_variables.experiment_name) == ("http://127.0.0.1:5000", "widths")
+    given = validate(composed("mlflow.tracking_uri=sqlite:///x.db", "mlflow.experiment_name=other")).mlflow
+    assert (given.tracking_uri, given.experiment_name) == ("sqlite:///x.db", "other")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # set but empty: unset, as MLflow takes it
+    assert validate(composed()).mlflow.tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
+
+
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("MLFLOW_TRACKING_URI", "mlruns", "mlflow.tracking_uri='mlruns' is not valid: must be a URI"),
+        ("MLFLOW_EXPERIMENT_NAME", "x" * 300, "mlflow.experiment_name='xxx"),
+    ],
+)
+def test_a_bad_value_from_mlflows_variables_names_the_variable(monkeypatch, variable, value, message):
+    """A variable left set in the shell is not what the user typed: the one line says where it came from."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as err:
+        validate(composed())
+    assert str(err.value).startswith(message) and str(err.value).endswith(
+        f"(it is ${variable}, the default of {message.split('=')[0]})"
+    )
+
+
+def test_a_password_in_mlflow_tracking_uri_is_taken_out_like_the_command_lines(monkeypatch):
+    """The variable keeps the redacted URI (the config's default, and what workers inherit); MLflow
+    connects with the user and password in its own variables."""
+    from pipeline import credentials
+
+    for name in ("FNN_SWEEP_TRACKING_URIS", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, "")  # recorded, so that what take_from_environment sets is undone
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://alice:hunter2@127.0.0.1:5000")
+    credentials.take_from_environment()
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://alice:***@127.0.0.1:5000"
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == ("alice", "hunter2")
+    assert credentials.connect_uri("http://alice:***@127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert validate(composed()).mlflow.tracking_uri == "http://alice:***@127.0.0.1:5000"
+    credentials.take_from_environment()  # again (every entry point calls it): nothing changes
+    assert credentials.connect_uri(os.environ["MLFLOW_TRACKING_URI"]) == "http://127.0.0.1:5000"
 
 
 @functools.cache

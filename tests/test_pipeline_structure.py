@@ -31,6 +31,9 @@ ALLOWED_ENVIRONMENT = {
     "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD",
     "FNN_SWEEP_TRACKING_URIS",
+    # MLflow's own, the defaults of mlflow.tracking_uri and mlflow.experiment_name (pipeline/config.py).
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_EXPERIMENT_NAME",
 }
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from helpers import FAST, REPO, jobs_of, mlflow_runs, query_without_write_access, run_pipeline
+from helpers import FAST, REPO, command_environment, jobs_of, mlflow_runs, query_without_write_access, run_pipeline
 from pipeline.tracking import sqlite_wal
 
 pytestmark = pytest.mark.slow  # real `python -m pipeline` subprocesses
@@ -169,7 +169,7 @@ def _in_a_terminal(home, *args, columns=100):
     (exit status, everything it printed)."""
     main, secondary = pty.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    env = {**os.environ, "FNN_SWEEP_HOME": str(home)}
+    env = command_environment(home)
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline", *args], cwd=REPO, env=env, stdout=secondary, stderr=secondary
     )

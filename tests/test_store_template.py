@@ -1,5 +1,6 @@
 """A new SQLite store is a copy of an empty migrated one: a real MLflow store, made once per version."""
 
+import os
 import sqlite3
 
 import mlflow
@@ -58,3 +59,17 @@ def test_opening_a_store_creates_nothing_until_it_is_used(tmp_path):
     assert not path.exists()
     handle.client.search_experiments()  # first use: MLflow makes the store
     assert path.exists()
+
+
+def test_opening_a_store_leaves_mlflows_variable_as_the_user_set_it(tmp_path, monkeypatch):
+    """MLflow's ``set_tracking_uri`` exports the URI to MLFLOW_TRACKING_URI; the user's value (the default
+    of mlflow.tracking_uri for later configs), or its absence, stays, and MLflow's fluent API still
+    uses the store opened."""
+    from pipeline.tracking.store import open_store
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    handle = open_store(f"sqlite:///{tmp_path}/a.db")
+    assert "MLFLOW_TRACKING_URI" not in os.environ and mlflow.get_tracking_uri() == handle.uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    handle = open_store(f"sqlite:///{tmp_path}/b.db")
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000" and mlflow.get_tracking_uri() == handle.uri

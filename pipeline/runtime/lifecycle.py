@@ -4,8 +4,9 @@ Every entry point (``python -m pipeline``, ``pipeline.report``, ``pipeline.reap`
 in this order:
 
 1. **Before Hydra is imported** (``begin``, the command's first line):
-   - a password in a tracking URI leaves argv for the environment (``pipeline.credentials``), so it
-     never reaches Hydra's config, files or logs, and workers inherit the result;
+   - a password in a tracking URI (on the command line, or in ``MLFLOW_TRACKING_URI``) leaves it for
+     the environment (``pipeline.credentials``), so it never reaches Hydra's config, files or logs,
+     and workers inherit the result;
    - ``HYDRA_FULL_ERROR`` is set, so Hydra raises composition errors to us instead of printing a
      traceback, and step 5 turns them into one line; MLflow's artifact download bars are turned off;
    - for the training command, SIGTERM and Ctrl-C are taken over (``termination``): from here on a
@@ -53,6 +54,7 @@ def begin(trains: bool = False) -> None:
     """Step 1, the command's first line (idempotent). ``trains``: the training command, which takes
     over signals and may start a parallel sweep's fork server; the report and reap commands don't."""
     sys.argv[1:] = credentials.take_from_argv(sys.argv[1:])
+    credentials.take_from_environment()
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # before the fork server: its workers inherit it
     # MLflow draws a download bar whenever it reads an artifact back, even one small file (each job's
     # model logging does, to check its input example): noise between the sweep's lines.

@@ -2,6 +2,7 @@
 
 import atexit
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -15,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.credentials import connect_uri, redact
+from pipeline.credentials import connect_uri, redact, set_by_variable
 from pipeline.errors import InputError
 from pipeline.runtime import compat
 from pipeline.tracking import sqlite_wal, store_template
@@ -83,7 +84,16 @@ def open_store(tracking_uri: str) -> Store:
         if not _open_stores:
             atexit.register(fold_write_ahead_logs)
         _open_stores[uri] = Store(uri)
+    # MLflow also exports the URI it is given to MLFLOW_TRACKING_URI, for child processes. The user's
+    # variable stays as it was: it is the default of mlflow.tracking_uri for every config composed
+    # after this (a sequential launcher's jobs, the report's), and a URI to connect with may hold a
+    # password (a database's) that no child process should inherit.
+    users = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    if users is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = users
     return _open_stores[uri]
 
 
@@ -258,12 +268,13 @@ def _single_quick_request() -> Iterator[None]:
 
 
 def _server_problem(uri: str, message: str) -> str:
+    note = set_by_variable(uri)
     uri = shown(uri)
     if "401" in message:
         return (
             f"the tracking server {uri} refused the credentials (HTTP 401): set MLFLOW_TRACKING_USERNAME "
-            "and MLFLOW_TRACKING_PASSWORD, or put them in ~/.mlflow/credentials"
+            f"and MLFLOW_TRACKING_PASSWORD, or put them in ~/.mlflow/credentials{note}"
         )
     if "403" in message:
-        return f"the tracking server {uri} does not let this user write (HTTP 403): ask its admin for EDIT rights"
-    return f"no tracking server answers at {uri} within {PROBE_SECONDS} s: start it, or fix mlflow.tracking_uri"
+        return f"the tracking server {uri} does not let this user write (HTTP 403): ask its admin for EDIT rights{note}"
+    return f"no tracking server answers at {uri} within {PROBE_SECONDS} s: start it, or fix mlflow.tracking_uri{note}"

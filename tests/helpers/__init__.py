@@ -14,9 +14,22 @@ REPO = Path(__file__).resolve().parents[2]
 FAST = ("quiet=true", "mlflow.log_model=false")  # no epoch lines, no model: the quick path through a job
 
 
+# MLflow's variables are the defaults of mlflow.tracking_uri and mlflow.experiment_name, and MLflow's
+# set_tracking_uri (``mlflow_runs`` below) exports the URI it is given: a command gets them only
+# when its test gives them.
+MLFLOW_DEFAULTS = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")
+
+
+def command_environment(home, env=None):
+    """The environment a test's command runs in: this process's, with FNN_SWEEP_HOME=home, without
+    MLflow's defaults unless ``env`` sets them."""
+    inherited = {k: v for k, v in os.environ.items() if k not in MLFLOW_DEFAULTS}
+    return {**inherited, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
+
+
 def run_pipeline(home, *args, module="pipeline", timeout=600, env=None, cwd=REPO):
     """Run `python -m <module> ARGS` as a user would, with FNN_SWEEP_HOME=home."""
-    env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
+    env = command_environment(home, env)
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -25,7 +38,7 @@ def run_pipeline(home, *args, module="pipeline", timeout=600, env=None, cwd=REPO
 def start_pipeline(home, *args, module="pipeline"):
     """Start `python -m <module> ARGS` in its own session (to signal its process group), output in
     ``.stdout`` as text lines."""
-    env = {**os.environ, "FNN_SWEEP_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env = command_environment(home)
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         cwd=REPO,
