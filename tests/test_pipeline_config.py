@@ -157,6 +157,21 @@ def test_cli_rejects_bad_values_before_any_run(home, args, needle):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", [[], ["-m", "model.activation=relu,tanh"]], ids=["single", "sweep"])
+def test_an_fnn_sweep_home_that_is_a_file_is_named_in_one_line(tmp_path, mode):
+    """Set in the shell long ago, the variable is not in the command: the one line names it, not Hydra's settings."""
+    home = tmp_path / "a-file"
+    home.write_text("")
+    result = run_pipeline(home, *mode, "dataset=digits")
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout, result.stderr[-2000:]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "Not a directory" in line
+    assert line.endswith(
+        f"; FNN_SWEEP_HOME={home} is where the outputs go: it must be a directory this user can write in"
+    )
+
+
+@pytest.mark.slow
 def test_a_single_run_with_a_missing_data_dir_stops_before_any_run(home, tmp_path):
     result = run_pipeline(home, "dataset=mnist", f"dataset.dir={tmp_path / 'nowhere'}")
     assert result.returncode == 2

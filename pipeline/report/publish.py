@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.report.select import ReportError
-from pipeline.runtime.folders import unmakeable
+from pipeline.runtime.folders import unmakeable, what_to_fix
 from pipeline.tracking.reaper import process_alive
 
 log = logging.getLogger("pipeline")
@@ -30,7 +30,8 @@ def check_out_dir(out_dir: str | Path) -> Path:
         raise ReportError(f"report.out_dir={out_dir} is a file, not a directory; choose a directory")
     problem = unmakeable(path)
     if problem is not None:
-        raise ReportError(f"report.out_dir={out_dir} cannot be written: {problem}; choose another directory")
+        fix = what_to_fix(path.absolute(), "choose another directory")
+        raise ReportError(f"report.out_dir={out_dir} cannot be written: {problem}; {fix}")
     return path
 
 

@@ -32,6 +32,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.errors import Abort, InputError, JobsFailed, SweepStopped  # noqa: F401  (re-exported: the policy's types)
+from pipeline.runtime import folders
 
 EXIT_OK, EXIT_JOBS_FAILED, EXIT_INPUT = 0, 1, 2
 # Records of this logger go to the job's log file only, not the console (conf/hydra/job_logging).
@@ -66,7 +67,11 @@ def setup_error(exc: BaseException) -> InputError:
     detail = (
         f"{one_line(exc)}: {str(cause).strip().splitlines()[0]}" if cause is not None and str(cause) else one_line(exc)
     )
-    return InputError(f"Hydra could not set up the command: {detail}; check the hydra.* overrides")
+    hint = "check the hydra.* overrides"
+    path = getattr(exc, "filename", None)
+    if isinstance(path, str):  # the run's directory: by default under FNN_SWEEP_HOME
+        hint = folders.what_to_fix(path, hint)
+    return InputError(f"Hydra could not set up the command: {detail}; {hint}")
 
 
 def needs_traceback(error: BaseException) -> bool:

@@ -24,3 +24,14 @@ def unmakeable(directory: str | Path) -> str | None:
             if made.is_dir():
                 made.rmdir()
     return None
+
+
+def what_to_fix(directory: str | Path, otherwise: str) -> str:
+    """What to tell a user whose ``directory`` cannot be made: ``FNN_SWEEP_HOME`` when it is under that
+    variable's directory (the outputs' default place, set perhaps long ago, no setting typed), else
+    ``otherwise``."""
+    home = os.environ.get("FNN_SWEEP_HOME", "").rstrip("/")
+    path = str(directory)
+    if home and (path == home or path.startswith(home + "/")):
+        return f"FNN_SWEEP_HOME={home} is where the outputs go: it must be a directory this user can write in"
+    return otherwise

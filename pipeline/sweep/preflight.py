@@ -25,7 +25,7 @@ from pipeline.errors import InputError
 from pipeline.job.inputs import check_fits, dataset_key
 from pipeline.report.publish import check_out_dir
 from pipeline.runtime import workers
-from pipeline.runtime.folders import unmakeable
+from pipeline.runtime.folders import unmakeable, what_to_fix
 from pipeline.runtime.termination import termination
 from pipeline.sweep import halving, search
 from pipeline.sweep.composition import compose_app
@@ -111,7 +111,8 @@ def check_hydra_settings(hydra: Any) -> None:
     """
     problem = unmakeable(hydra.sweep.dir)
     if problem is not None:
-        raise ConfigError(f"hydra.sweep.dir={hydra.sweep.dir} cannot be made: {problem}; choose another directory")
+        fix = what_to_fix(hydra.sweep.dir, "choose another directory")
+        raise ConfigError(f"hydra.sweep.dir={hydra.sweep.dir} cannot be made: {problem}; {fix}")
     _check_logging("hydra.job_logging", hydra.job_logging)
     if is_grid_sweeper(hydra.sweeper):
         size = hydra.sweeper.get("max_batch_size")
