@@ -26,7 +26,9 @@ ALLOWED_ENVIRONMENT = {
     "FNN_SWEEP_DATA_DIR",
     "XDG_CACHE_HOME",
     "HYDRA_FULL_ERROR",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",  # MLflow's own output setting (pipeline/runtime/lifecycle.py)
+    # MLflow's own output settings (pipeline/runtime/lifecycle.py)
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",
     # Credentials, never in the config (pipeline/credentials.py): the environment is their place.
     "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD",

@@ -55,6 +55,7 @@ def test_parallel_sweep_against_a_server_on_postgresql(home, tmp_path, postgres_
     with mlflow_server(tmp_path / "server", backend_store_uri=postgres_uri) as url:
         result = run_pipeline(home, "-m", *SWEEP, "hydra.launcher.n_jobs=2", f"mlflow.tracking_uri={url}")
         assert result.returncode == 0, result.stderr[-3000:]
+        assert "View run" not in result.stdout  # MLflow's two links at each run's end, with a server
         client = MlflowClient(url)
         experiment = client.get_experiment_by_name("fnn-sweep")
         runs = client.search_runs([experiment.experiment_id])

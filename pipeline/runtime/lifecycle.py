@@ -8,7 +8,8 @@ in this order:
      the environment (``pipeline.credentials``), so it never reaches Hydra's config, files or logs,
      and workers inherit the result;
    - ``HYDRA_FULL_ERROR`` is set, so Hydra raises composition errors to us instead of printing a
-     traceback, and step 5 turns them into one line; MLflow's artifact download bars are turned off;
+     traceback, and step 5 turns them into one line; MLflow's artifact download bars and the links it
+     prints at each run's end (with a server) are turned off;
    - for the training command, SIGTERM and Ctrl-C are taken over (``termination``): from here on a
      signal is recorded and ends the command at its next safe point, never mid-write or mid-import;
    - a parallel sweep on the command line starts its workers' fork server (``fork_server``), which
@@ -59,6 +60,10 @@ def begin(trains: bool = False) -> None:
     # MLflow draws a download bar whenever it reads an artifact back, even one small file (each job's
     # model logging does, to check its input example): noise between the sweep's lines.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # With a tracking server, MLflow prints two links whenever a run ends, after reading the run back
+    # for them: two lines a job through the progress bar, and one request a run more for the server.
+    # The sweep's last lines say where the runs are.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if trains:
         termination.install()
         fork_server.start_if_parallel_sweep(sys.argv[1:])
