@@ -65,6 +65,7 @@ def _launcher_config(launcher):
     """``hydra.launcher`` as Hydra composes it for ``hydra/launcher=<launcher>`` (once per module)."""
     from hydra import compose, initialize_config_dir
 
+    import pipeline.sweep.grid  # noqa: F401  (n_jobs is ${fnn_sweep_workers:}, its resolver; run alone, no other test imports it)
     from helpers import REPO
     from pipeline.config import register_configs
 
@@ -120,10 +121,12 @@ def test_good_joblib_settings_pass_the_check(override):
 
 
 @pytest.mark.slow  # a real sweep whose job outlasts joblib's timeout
-def test_a_job_past_the_timeout_ends_the_sweep_in_one_line_and_its_runs_killed(tmp_path):
+@pytest.mark.parametrize("launcher", ["parallel", "joblib"])  # ours, the default, and Hydra's own
+def test_a_job_past_the_timeout_ends_the_sweep_in_one_line_and_its_runs_killed(tmp_path, launcher):
     result = run_pipeline(
         tmp_path,
         "-m",
+        f"hydra/launcher={launcher}",
         "dataset=digits",
         "train.epochs=1000000",
         "model.activation=relu,tanh,sigmoid",
@@ -133,7 +136,8 @@ def test_a_job_past_the_timeout_ends_the_sweep_in_one_line_and_its_runs_killed(t
         "mlflow.log_model=false",
         "quiet=true",
     )
-    line = "a job ran longer than hydra.launcher.timeout=2 s, and joblib stopped the sweep"
+    timeout = "hydra.launcher.timeout=2 s" if launcher == "parallel" else "hydra.launcher.timeout"
+    line = f"a job ran longer than {timeout}, and joblib stopped the sweep"
     assert result.returncode == 1, result.stderr[-3000:]
     assert result.stderr.strip().splitlines() == [f"error: {line}; raise the timeout (or null: no limit)"], (
         result.stderr[-3000:]

@@ -35,6 +35,7 @@ Standard library only at import: ``begin`` runs before Hydra, MLflow and NumPy a
 """
 
 import gc
+import multiprocessing
 import os
 import sys
 from typing import Callable, NoReturn
@@ -138,6 +139,13 @@ def _run(main: Callable[[], object]) -> NoReturn:
         if termination.signum is not None:
             _stopped_by_signal()
         raise  # Hydra's own usage errors: nothing was opened
+    except multiprocessing.TimeoutError:  # Hydra's joblib launcher: a job past its timeout (ours says so itself)
+        if termination.signum is not None:
+            _stopped_by_signal()
+        error = failure.SweepStopped(
+            "a job ran longer than hydra.launcher.timeout, and joblib stopped the sweep; "
+            "raise the timeout (or null: no limit)"
+        )
     except BaseException as exc:
         # A signal's side effects come back as other errors: joblib's TerminatedWorkerError when a
         # worker ended by the same signal, a store write cut short. The signal is what happened.
