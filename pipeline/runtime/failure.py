@@ -74,6 +74,15 @@ def setup_error(exc: BaseException) -> InputError:
     return InputError(f"Hydra could not set up the command: {detail}; {hint}")
 
 
+def timed_out(timeout: float | None = None) -> SweepStopped:
+    """A job ran past ``hydra.launcher.timeout`` (``timeout`` seconds, when known), and joblib ended
+    every worker: the sweep cannot go on."""
+    setting = "hydra.launcher.timeout" if timeout is None else f"hydra.launcher.timeout={timeout:g} s"
+    return SweepStopped(
+        f"a job ran longer than {setting}, and joblib stopped the sweep; raise the timeout (or null: no limit)"
+    )
+
+
 def needs_traceback(error: BaseException) -> bool:
     """A bug or a broken store, whose fixer needs the traceback: not bad input, nor failures the
     policy reports in one line."""

@@ -142,10 +142,7 @@ def _run(main: Callable[[], object]) -> NoReturn:
     except multiprocessing.TimeoutError:  # Hydra's joblib launcher: a job past its timeout (ours says so itself)
         if termination.signum is not None:
             _stopped_by_signal()
-        error = failure.SweepStopped(
-            "a job ran longer than hydra.launcher.timeout, and joblib stopped the sweep; "
-            "raise the timeout (or null: no limit)"
-        )
+        error = failure.timed_out()
     except BaseException as exc:
         # A signal's side effects come back as other errors: joblib's TerminatedWorkerError when a
         # worker ended by the same signal, a store write cut short. The signal is what happened.

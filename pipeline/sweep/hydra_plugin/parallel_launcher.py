@@ -26,7 +26,6 @@ from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from joblib import Parallel, delayed
 from omegaconf import open_dict
 
-from pipeline.errors import SweepStopped
 from pipeline.runtime import failure, workers
 
 if TYPE_CHECKING:
@@ -64,12 +63,7 @@ class ParallelLauncher(JoblibLauncher):
                 for idx, overrides in enumerate(job_overrides)
             )
         except multiprocessing.TimeoutError:  # joblib ended every worker: the sweep cannot go on
-            failure.abort(
-                SweepStopped(
-                    f"a job ran longer than hydra.launcher.timeout={settings['timeout']:g} s, and joblib "
-                    "stopped the sweep; raise the timeout (or null: no limit)"
-                )
-            )
+            failure.abort(failure.timed_out(settings["timeout"]))
         assert isinstance(returns, list) and all(isinstance(r, JobReturn) for r in returns)
         return returns
 
