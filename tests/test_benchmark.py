@@ -76,6 +76,26 @@ def test_sweep_benchmark_accounts_for_the_wall_time(tmp_path):
     assert rows["model logging (sum)"] == 0  # mlflow.log_model=false was passed through to the sweep
 
 
+@pytest.mark.readme("python -m benchmarks.floor")
+def test_floor_benchmark_runs_each_layer_on_the_same_jobs(tmp_path, mnist_dir):
+    out = tmp_path / "floor.md"
+    result = run_pipeline(
+        tmp_path,
+        *("--dataset", "mnist", "--data-dir", str(mnist_dir), "--epochs", "1", "--repeats", "1"),
+        *("--contenders", "joblib", "Hydra + MLflow", "--out", str(out)),
+        module="benchmarks.floor",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {name: [float(c) for c in cells] for name, cells in _table_rows(out.read_text(), "|  |").items()}
+    assert rows["jobs"] == [12, 12]  # every job of the grid trained and timed, by both contenders
+    for column in (0, 1):
+        wall, per_worker = rows["wall (s), median"][column], rows["summed training / workers (s), median"][column]
+        assert 0 < per_worker < wall
+        assert rows["wall / (training / workers), median"][column] == pytest.approx(wall / per_worker, rel=0.02)
+    # Tracking is work: the tracked Hydra sweep costs more beyond its training than joblib alone.
+    assert rows["beyond training (s), median"][1] > rows["beyond training (s), median"][0]
+
+
 @pytest.mark.readme("python -m benchmarks.scale", "python -m benchmarks.scale --studies 96 1000 --store-runs 10000")
 def test_scale_benchmark_splits_the_overhead_and_counts_every_record(tmp_path):
     out = tmp_path / "scale.md"
