@@ -32,13 +32,16 @@ from pathlib import Path
 from typing import Optional
 
 from benchmarks.common import markdown_columns, runs_in, timed_sweep
+from benchmarks.minimal_sweep import MinimalJob
 from benchmarks.sweep import default_dataset
 from pipeline.config import project_home
+from pipeline.data import DataError, load_dataset
 from pipeline.runtime.machine import machine_summary
 from pipeline.tracking import layout
 
 REPOSITORY = Path(__file__).resolve().parent.parent  # benchmarks.minimal_sweep runs from here
 WIDTHS, ACTIVATIONS, WORKERS = "256,128,64,32", "sigmoid,relu,tanh", 2
+DATASETS = ("fashion_mnist", "mnist", "digits")  # image classification, as the default grid's
 Data = tuple[str, Optional[str]]  # (dataset name, dataset.dir or None)
 
 
@@ -50,7 +53,8 @@ def _timed(command: list[str]) -> float:
     result = subprocess.run(command, cwd=REPOSITORY, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if result.returncode != 0:
-        sys.exit(f"error: {' '.join(command[:4])} failed (exit {result.returncode}): {result.stderr.strip()[-400:]}")
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        sys.exit(f"error: {' '.join(command[1:4])} failed (exit {result.returncode}): {last}")
     return wall
 
 
@@ -142,7 +146,7 @@ def markdown(results: dict[str, dict[str, float]], dataset: str, epochs: int, re
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default=None, help="fashion_mnist when installed, else mnist")
+    parser.add_argument("--dataset", default=None, choices=DATASETS, help="fashion_mnist when installed, else mnist")
     parser.add_argument("--data-dir", default=None, help="dataset.dir for every contender")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
@@ -150,6 +154,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", default=str(Path(project_home()) / "reports" / "floor_benchmark.md"))
     args = parser.parse_args(argv)
     dataset = args.dataset or default_dataset()
+    if args.epochs < 1 or args.repeats < 1:
+        parser.exit(2, f"error: --epochs and --repeats must be >= 1 (got {args.epochs}, {args.repeats})\n")
+    try:  # the data the jobs will load, checked, and decoded into the cache before any clock starts
+        load_dataset({"name": dataset, "dir": args.data_dir}, 0.1, MinimalJob.seed)
+    except DataError as exc:
+        parser.exit(2, f"error: {exc}\n")
     rounds: dict[str, list] = {name: [] for name in args.contenders}
     load = os.getloadavg()[0]  # over the last minute: anything else running shows here
     for round_ in range(args.repeats):

@@ -96,6 +96,20 @@ def test_floor_benchmark_runs_each_layer_on_the_same_jobs(tmp_path, mnist_dir):
     assert rows["beyond training (s), median"][1] > rows["beyond training (s), median"][0]
 
 
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--dataset", "mnist", "--data-dir", "{tmp}"], "error: dataset.dir="),
+        (["--repeats", "0"], "error: --epochs and --repeats must be >= 1"),
+    ],
+    ids=["no data", "no rounds"],
+)
+def test_floor_benchmark_bad_input_is_one_line_before_any_command(tmp_path, args, needle):
+    result = run_pipeline(tmp_path, *(a.format(tmp=tmp_path) for a in args), module="benchmarks.floor")
+    assert result.returncode == 2 and result.stderr.startswith(needle) and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "floor_benchmark.md").exists() and not list(tmp_path.glob("reports/*"))
+
+
 @pytest.mark.readme("python -m benchmarks.scale", "python -m benchmarks.scale --studies 96 1000 --store-runs 10000")
 def test_scale_benchmark_splits_the_overhead_and_counts_every_record(tmp_path):
     out = tmp_path / "scale.md"
