@@ -22,10 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-
 
 @dataclass
 class MinimalJob:
@@ -38,9 +34,6 @@ class MinimalJob:
     seed: int = 0
     tracking_uri: Optional[str] = None
     dataset_dir: Optional[str] = None  # the pipeline's dataset.dir
-
-
-ConfigStore.instance().store(name="minimal_job", node=MinimalJob)
 
 
 def train(
@@ -86,33 +79,43 @@ def train(
         return training, net.evaluate(data.X_test, data.y_test)["accuracy"]
 
 
-@hydra.main(version_base="1.3", config_path=None, config_name="minimal_job")
-def main(cfg: MinimalJob) -> float:
-    log_epoch = None
-    if cfg.tracking_uri:
-        import mlflow
+def hydra_main() -> None:
+    """The Hydra app (imported here: ``--joblib`` imports no Hydra)."""
+    import hydra
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.hydra_config import HydraConfig
 
-        mlflow.set_tracking_uri(cfg.tracking_uri)
-        mlflow.set_experiment("minimal")
-        mlflow.start_run(run_name=f"{cfg.activation}-{cfg.hidden}")
-        mlflow.log_params({"activation": cfg.activation, "hidden": cfg.hidden, "epochs": cfg.epochs, "lr": cfg.lr})
-        log_epoch = lambda epoch, logs: mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch)  # noqa: E731
-    training, accuracy = train(
-        cfg.dataset,
-        cfg.activation,
-        cfg.hidden,
-        cfg.epochs,
-        cfg.batch_size,
-        cfg.lr,
-        cfg.seed,
-        log_epoch,
-        cfg.dataset_dir,
-    )
-    if cfg.tracking_uri:
-        mlflow.log_metrics({"test_accuracy": accuracy, "training_time_s": training})
-        mlflow.end_run()
-    (Path(HydraConfig.get().runtime.output_dir) / "training_time_s").write_text(repr(training))
-    return accuracy
+    ConfigStore.instance().store(name="minimal_job", node=MinimalJob)
+
+    @hydra.main(version_base="1.3", config_path=None, config_name="minimal_job")
+    def job(cfg: MinimalJob) -> float:
+        log_epoch = None
+        if cfg.tracking_uri:
+            import mlflow
+
+            mlflow.set_tracking_uri(cfg.tracking_uri)
+            mlflow.set_experiment("minimal")
+            mlflow.start_run(run_name=f"{cfg.activation}-{cfg.hidden}")
+            mlflow.log_params({"activation": cfg.activation, "hidden": cfg.hidden, "epochs": cfg.epochs, "lr": cfg.lr})
+            log_epoch = lambda epoch, logs: mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch)  # noqa: E731
+        training, accuracy = train(
+            cfg.dataset,
+            cfg.activation,
+            cfg.hidden,
+            cfg.epochs,
+            cfg.batch_size,
+            cfg.lr,
+            cfg.seed,
+            log_epoch,
+            cfg.dataset_dir,
+        )
+        if cfg.tracking_uri:
+            mlflow.log_metrics({"test_accuracy": accuracy, "training_time_s": training})
+            mlflow.end_run()
+        (Path(HydraConfig.get().runtime.output_dir) / "training_time_s").write_text(repr(training))
+        return accuracy
+
+    job()
 
 
 def joblib_grid(out_dir: str, workers: int, settings: Sequence[str]) -> None:
@@ -149,4 +152,4 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--joblib"]:  # --joblib OUT_DIR WORKERS key=value ...
         joblib_grid(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
     else:
-        main()
+        hydra_main()
