@@ -3,11 +3,14 @@ Markdown tables."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,7 +32,8 @@ def timed_sweep(home: str, overrides: Sequence[str], failed_jobs_ok: bool = Fals
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - clock
     if result.returncode != 0 and not (failed_jobs_ok and result.returncode == 1):
-        sys.exit(f"error: the sweep failed (exit {result.returncode}): {result.stderr.strip().splitlines()[-1:]}")
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        sys.exit(f"error: the sweep failed (exit {result.returncode}): {last}")
     return wall, started
 
 
@@ -53,3 +57,42 @@ def markdown_columns(
     for key in next(iter(results.values())):
         lines.append(f"| {key} | " + " | ".join(fmt(key, r[key]) for r in results.values()) + " |")
     return lines
+
+
+def count(minimum: int = 1) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number >= ``minimum``, else argparse's one-line error naming the option."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def output_path(parser: argparse.ArgumentParser, out: str) -> Path:
+    """``--out``, checked before the first run (a benchmark's minutes are not lost to a path found bad at
+    its end): its directory made and writable, else one line and exit 2."""
+    path = Path(out)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(f"{out} is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
+            pass
+    except FileExistsError:  # a file where a directory of the path should be
+        parser.exit(2, f"error: --out={out} cannot be written: a part of its directory is a file\n")
+    except OSError as exc:
+        parser.exit(2, f"error: --out={out} cannot be written: {exc.strerror or exc}\n")
+    return path
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: a file beside it, renamed over it."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)

@@ -21,12 +21,12 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from benchmarks.common import count, output_path, write_whole
 from fnn_core import FNN, SGD
 from pipeline.data import DataError, load_idx_arrays, locate_idx_dir
 from pipeline.runtime.machine import machine_summary
@@ -136,14 +136,15 @@ def load_benchmark_data(data_dir: str | None) -> tuple:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3, help="fits per contender; the fastest counts")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[32, 64, 128, 256])
+    parser.add_argument("--epochs", type=count(), default=2)
+    parser.add_argument("--repeats", type=count(), default=3, help="fits per contender; the fastest counts")
+    parser.add_argument("--hidden", type=count(), nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--activations", nargs="+", default=list(ACTIVATIONS), choices=ACTIVATIONS)
     parser.add_argument("--data-dir", help="directory with the four IDX files (default: Fashion-MNIST, then MNIST)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is importable")
     parser.add_argument("--out", default="reports/benchmark.md")
     args = parser.parse_args(argv)
+    out = output_path(parser, args.out)
     try:
         X, y, data_note = load_benchmark_data(args.data_dir)
     except DataError as exc:
@@ -215,9 +216,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         *("| " + " | ".join(map(str, row)) + " |" for row in rows),
         "",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines))
-    print(f"wrote {args.out}")
+    write_whole(out, "\n".join(lines))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from benchmarks.common import markdown_columns, runs_in, timed_sweep
+from benchmarks.common import count, markdown_columns, output_path, runs_in, timed_sweep, write_whole
 from benchmarks.minimal_sweep import MinimalJob
 from benchmarks.sweep import default_dataset
 from pipeline.config import project_home
@@ -148,14 +148,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=None, choices=DATASETS, help="fashion_mnist when installed, else mnist")
     parser.add_argument("--data-dir", default=None, help="dataset.dir for every contender")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--epochs", type=count(), default=10)
+    parser.add_argument("--repeats", type=count(), default=2)
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
     parser.add_argument("--out", default=str(Path(project_home()) / "reports" / "floor_benchmark.md"))
     args = parser.parse_args(argv)
     dataset = args.dataset or default_dataset()
-    if args.epochs < 1 or args.repeats < 1:
-        parser.exit(2, f"error: --epochs and --repeats must be >= 1 (got {args.epochs}, {args.repeats})\n")
+    out = output_path(parser, args.out)
     try:  # the data the jobs will load, checked, and decoded into the cache before any clock starts
         load_dataset({"name": dataset, "dir": args.data_dir}, 0.1, MinimalJob.seed)
     except DataError as exc:
@@ -172,8 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"round {round_ + 1} {name}: {wall:.2f} s wall, {sum(times):.2f} s training, {ratio:.2f}x", flush=True
             )
     text = markdown({name: summary(r) for name, r in rounds.items()}, dataset, args.epochs, args.repeats, load)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_whole(out, text)
     print(text)
 
 

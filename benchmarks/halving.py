@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import runs_in, timed_sweep
+from benchmarks.common import count, output_path, runs_in, timed_sweep, write_whole
 from pipeline.config import project_home
 from pipeline.runtime.machine import machine_summary
 from pipeline.runtime.workers import usable_cores
@@ -106,10 +106,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dataset-dir", default=None, help="where its files are (dataset.dir), e.g. an offline copy")
     parser.add_argument("--rungs", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--factor", type=float, default=2)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=count(), default=3)
     parser.add_argument("--overrides", nargs="*", default=[], help="more overrides for both arms (a smaller grid)")
     parser.add_argument("--out", default=str(Path(project_home()) / "reports" / "halving_benchmark.md"))
     args = parser.parse_args(argv)
+    out = output_path(parser, args.out)
     seeds = f"train.seed={','.join(map(str, range(args.seeds)))}"
     extra = [seeds, *args.overrides]
     data = [f"dataset={args.dataset}", *([f"dataset.dir={args.dataset_dir}"] if args.dataset_dir else []), *extra]
@@ -127,10 +128,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             wall, jobs = run_arm(home, overrides)
         results.append((wall, jobs))
         print(f"{name}: {wall:.1f} s wall, {jobs[layout.TRAINING_TIME].sum():.1f} s training", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     dataset = args.dataset + (f" ({args.dataset_dir})" if args.dataset_dir else "")
-    out.write_text(markdown(results[0], results[1], args.rungs, args.factor, dataset, extra))
+    write_whole(out, markdown(results[0], results[1], args.rungs, args.factor, dataset, extra))
     print(out.read_text())
 
 

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import cast
 
-from benchmarks.common import markdown_columns, runs_in, timed_sweep
+from benchmarks.common import count, markdown_columns, output_path, runs_in, timed_sweep, write_whole
 from pipeline.config import project_home
 from pipeline.runtime.machine import machine_summary
 from pipeline.runtime.workers import usable_cores
@@ -191,11 +191,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", nargs="+", type=int, default=[96], choices=sorted(STUDIES))
     parser.add_argument(
-        "--store-runs", type=int, default=0, help="also run each study against a store already holding this many runs"
+        "--store-runs",
+        type=count(0),
+        default=0,
+        help="also run each study against a store already holding this many runs",
     )
     parser.add_argument("--out", default=str(Path(project_home()) / "reports" / "scale_benchmark.md"))
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every study")
     args = parser.parse_args(argv)
+    out = output_path(parser, args.out)
     results = {}
     # The earlier runs are written once and the file copied into each study's store: filling 10,000
     # runs takes 4-5 minutes here. Their experiment keeps its artifacts in ``earlier_home``.
@@ -220,8 +224,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     results[name] = measure(home, wall, started, epochs)
                 overhead = results[name]["overhead per job (s)"]
                 print(f"{name}: {wall:.1f} s wall, {overhead:.3f} s per job beyond training", flush=True)
-    Path(args.out).write_text(markdown(results, args.studies))
-    print(f"wrote {args.out}")
+    write_whole(out, markdown(results, args.studies))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import markdown_columns, runs_in, timed_sweep
+from benchmarks.common import count, markdown_columns, output_path, runs_in, timed_sweep, write_whole
 from benchmarks.sweep import default_dataset
 from pipeline.config import project_home
 from pipeline.runtime.machine import machine_summary
@@ -151,12 +151,13 @@ def plot(results: Mapping[str, list[dict]], path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=None, help="fashion_mnist when installed, else mnist")
-    parser.add_argument("--trials", type=int, default=40)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--trials", type=count(), default=40)
+    parser.add_argument("--seeds", type=count(), default=3)
+    parser.add_argument("--epochs", type=count(), default=10)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--out", default=str(Path(project_home()) / "reports" / "search_benchmark.md"))
     args = parser.parse_args(argv)
+    out = output_path(parser, args.out)
     dataset = args.dataset or default_dataset()
     results: dict[str, list[dict]] = {}
     for arm in args.arms:
@@ -165,10 +166,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 study = run_study(home, ARMS[arm], seed, args.trials, args.epochs, dataset)
             results.setdefault(arm, []).append(study)
             print(f"{arm}, seed {seed}: {study['wall']:.1f} s, best {study['best_after'][-1]:.4f}", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     plot(results, out.with_suffix(".png"))
-    out.write_text(markdown(results, dataset, args.trials, args.epochs, args.seeds))
+    write_whole(out, markdown(results, dataset, args.trials, args.epochs, args.seeds))
     print(out.read_text())
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.common import markdown_columns, runs_in, timed_sweep
+from benchmarks.common import count, markdown_columns, output_path, runs_in, timed_sweep, write_whole
 from pipeline.config import project_home
 from pipeline.data.download import IDX_SOURCES
 from pipeline.data.idx import IDX_FILES
@@ -100,11 +100,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=None, help="fashion_mnist when installed, else mnist")
     parser.add_argument("--data-dir", default=None, help="dataset.dir for the sweep")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=count(), default=10)
     parser.add_argument("--launchers", nargs="+", default=list(LAUNCHERS), choices=list(LAUNCHERS))
     parser.add_argument("--out", default=str(Path(project_home()) / "reports" / "sweep_benchmark.md"))
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every sweep")
     args = parser.parse_args(argv)
+    out = output_path(parser, args.out)
     dataset = args.dataset or default_dataset()
     results = {}
     for name in args.launchers:
@@ -113,8 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             results[name] = breakdown(home, wall, started)
         print(f"{name}: {wall:.1f} s wall, training {results[name]['training sum']:.1f} s summed", flush=True)
     text = markdown(results, dataset, args.epochs)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_whole(out, text)
     print(text)
 
 

@@ -1,11 +1,13 @@
 """The benchmark command runs and writes its table (timings themselves are not asserted)."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 
 from benchmarks.scale import PHASE_NAMES
-from helpers import REPO, run_pipeline
+from helpers import REPO, command_environment, run_pipeline
 
 pytestmark = pytest.mark.slow  # the real benchmark command
 
@@ -96,18 +98,44 @@ def test_floor_benchmark_runs_each_layer_on_the_same_jobs(tmp_path, mnist_dir):
     assert rows["beyond training (s), median"][1] > rows["beyond training (s), median"][0]
 
 
-@pytest.mark.parametrize(
-    "args, needle",
-    [
-        (["--dataset", "mnist", "--data-dir", "{tmp}"], "error: dataset.dir="),
-        (["--repeats", "0"], "error: --epochs and --repeats must be >= 1"),
-    ],
-    ids=["no data", "no rounds"],
-)
-def test_floor_benchmark_bad_input_is_one_line_before_any_command(tmp_path, args, needle):
-    result = run_pipeline(tmp_path, *(a.format(tmp=tmp_path) for a in args), module="benchmarks.floor")
-    assert result.returncode == 2 and result.stderr.startswith(needle) and len(result.stderr.splitlines()) == 1
-    assert not (tmp_path / "floor_benchmark.md").exists() and not list(tmp_path.glob("reports/*"))
+def test_floor_benchmark_without_data_is_one_line_before_any_command(tmp_path):
+    result = run_pipeline(tmp_path, "--dataset", "mnist", "--data-dir", str(tmp_path), module="benchmarks.floor")
+    assert result.returncode == 2 and result.stderr.startswith("error: dataset.dir=")
+    assert len(result.stderr.splitlines()) == 1 and not list(tmp_path.glob("reports/*"))
+
+
+BENCHMARKS = ["epoch", "sweep", "floor", "scale", "search", "halving"]
+
+
+def test_every_benchmark_checks_its_out_path_and_its_counts_before_it_runs(tmp_path):
+    """A bad --out or a count below 1 is one line and exit 2 at once, not a traceback after minutes of runs."""
+    (tmp_path / "a-file").write_text("")
+    commands = {f"{name} --out": ["--out", str(tmp_path / "a-file" / "report.md")] for name in BENCHMARKS} | {
+        "sweep --epochs": ["--epochs", "0"],
+        "scale --store-runs": ["--store-runs", "-1"],
+        "search --trials": ["--trials", "zero"],
+    }
+    env = command_environment(tmp_path)
+    started = {
+        what: subprocess.Popen(
+            [sys.executable, "-m", f"benchmarks.{what.split()[0]}", *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for what, args in commands.items()
+    }
+    for what, process in started.items():
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 2, (what, stderr[-2000:])
+        if what.endswith("--out"):
+            bad = tmp_path / "a-file" / "report.md"
+            assert stderr == f"error: --out={bad} cannot be written: a part of its directory is a file\n", what
+        else:
+            assert f"argument {what.split()[1]}: must be" in stderr.splitlines()[-1], (what, stderr)
+    assert not list(tmp_path.glob("*/reports/*")) and not list(tmp_path.glob("reports/*"))
 
 
 @pytest.mark.readme("python -m benchmarks.scale", "python -m benchmarks.scale --studies 96 1000 --store-runs 10000")
