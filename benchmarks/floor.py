@@ -31,9 +31,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from benchmarks.common import count, markdown_columns, output_path, runs_in, timed_sweep, write_whole
+from benchmarks.common import count, markdown_columns, output_path, runs_in, write_whole
 from benchmarks.minimal_sweep import MinimalJob
-from benchmarks.sweep import default_dataset
+from benchmarks.sweep import default_dataset, run_sweep
 from pipeline.config import project_home
 from pipeline.data import DataError, load_dataset
 from pipeline.runtime.machine import machine_summary
@@ -94,9 +94,7 @@ def _hydra(home: Path, data: Data, epochs: int, tracked: bool) -> tuple[float, l
 
 
 def run_fnn_sweep(home: Path, data: Data, epochs: int) -> tuple[float, list[float]]:
-    dataset, directory = data
-    overrides = [f"dataset={dataset}", f"train.epochs={epochs}", *([f"dataset.dir={directory}"] if directory else [])]
-    wall, _ = timed_sweep(str(home), overrides)
+    wall, _ = run_sweep(str(home), *data, epochs, [], [])
     _, runs = runs_in(str(home))
     return wall, list(runs[runs["role"] == layout.ROLE_JOB][layout.TRAINING_TIME])
 
@@ -111,9 +109,9 @@ CONTENDERS: dict[str, Callable[[Path, Data, int], tuple[float, list[float]]]] = 
 
 def summary(rounds: list[tuple[float, list[float]]]) -> dict[str, float]:
     """One contender's rounds as (wall, its jobs' training seconds): the medians, and the best ratio."""
-    ratios = [wall / (sum(times) / WORKERS) for wall, times in rounds]
     walls = [wall for wall, _ in rounds]
     per_worker = [sum(times) / WORKERS for _, times in rounds]
+    ratios = [wall / training for wall, training in zip(walls, per_worker)]
     return {
         "jobs": len(rounds[0][1]),
         "wall (s), median": statistics.median(walls),
